@@ -1,0 +1,251 @@
+//! The command line: `lethe serve` (default), `migrate`, `tenant`, `api-key`,
+//! `audit verify`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Settings, Sources};
+use crate::domain::tenant::{ApprovalPolicy, Locale, PrivacyContact, TenantSettings};
+use crate::domain::values::{EmailAddress, Name};
+use crate::domain::{ApiKeyId, TenantId};
+use crate::store::{api_keys, audit, tenants, Store, StoreOptions};
+use crate::{admin, startup, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(name = "lethe", version, about = "GDPR erasure workflow service", long_about = None)]
+pub struct Cli {
+    /// TOML file with settings (same names as the LETHE_* variables, lower case, without the prefix).
+    #[arg(long, global = true, env = "LETHE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage a tenant's API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PolicyArg {
+    /// EU tenant: the privacy contact approves every erasure.
+    PrivacyContact,
+    /// No approval: erasure starts on submission.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LocaleArg {
+    En,
+    De,
+    Fr,
+}
+
+#[derive(Args, Debug)]
+pub struct TenantCreate {
+    /// The tenant's display name.
+    #[arg(long)]
+    pub name: String,
+    /// Who must approve erasures.
+    #[arg(long, value_enum, default_value = "privacy-contact")]
+    pub approval_policy: PolicyArg,
+    /// The privacy contact's email (required with privacy-contact).
+    #[arg(long)]
+    pub contact_email: Option<String>,
+    /// The privacy contact's name.
+    #[arg(long)]
+    pub contact_name: Option<String>,
+    /// Language of emails and pages for this tenant.
+    #[arg(long, value_enum, default_value = "en")]
+    pub locale: LocaleArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant and print its id.
+    Create(TenantCreate),
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// Create an API key; the key is printed once and only its hash is kept.
+    Create {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// A label for the key (e.g. the calling service).
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List a tenant's API keys (never the secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke an API key at once.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        /// The key's id (not the secret).
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verify every request's hash chain; exits 1 at the first broken link.
+    Verify,
+}
+
+async fn open_store(sources: &Sources) -> anyhow::Result<Store> {
+    let url = Settings::database_url(sources)?;
+    let store = Store::open(&url, &StoreOptions::default())?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("LETHE_DATABASE_URL: cannot prepare the database: {e}"))?;
+    Ok(store)
+}
+
+fn parse_tenant(s: &str) -> anyhow::Result<TenantId> {
+    s.parse()
+        .map_err(|_| anyhow::anyhow!("--tenant: {s:?} is not a tenant id (a UUID)"))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let sources = Sources::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let settings = Settings::from_sources(&sources)?;
+            telemetry::init(&settings.log_filter, settings.log_format);
+            let app = startup::Application::build(&settings).await?;
+            tracing::info!(
+                port = app.port(),
+                backend = ?settings.database_url.backend(),
+                mail = if settings.smtp_url.is_some() { "smtp" } else { "outbox folder" },
+                "lethe is listening on {}:{}",
+                settings.bind.ip(),
+                app.port()
+            );
+            app.run_until_stopped().await?;
+            tracing::info!("lethe stopped");
+        }
+        Command::Migrate => {
+            let url = Settings::database_url(&sources)?;
+            let store = Store::open(&url, &StoreOptions::default())?;
+            let applied = store.migrate().await?;
+            println!("{} migration(s) applied", applied.len());
+        }
+        Command::Tenant(TenantCommand::Create(c)) => {
+            let store = open_store(&sources).await?;
+            let contact = match c.contact_email {
+                Some(e) => Some(PrivacyContact {
+                    name: c
+                        .contact_name
+                        .as_deref()
+                        .map(|n| Name::parse("--contact-name", n))
+                        .transpose()?,
+                    email: EmailAddress::parse("--contact-email", &e)?,
+                }),
+                None => None,
+            };
+            let policy = match c.approval_policy {
+                PolicyArg::PrivacyContact => ApprovalPolicy::PrivacyContact,
+                PolicyArg::None => ApprovalPolicy::None,
+            };
+            let locale = match c.locale {
+                LocaleArg::En => Locale::En,
+                LocaleArg::De => Locale::De,
+                LocaleArg::Fr => Locale::Fr,
+            };
+            let settings =
+                TenantSettings::new(Name::parse("--name", &c.name)?, policy, contact, locale)
+                    .map_err(|e| anyhow::anyhow!("--contact-email: {}", e.message))?;
+            let tenant = admin::create_tenant(&store, settings).await?;
+            println!("{}", tenant.id);
+        }
+        Command::Tenant(TenantCommand::List) => {
+            let store = open_store(&sources).await?;
+            let all = store
+                .read(|conn| tenants::list(conn, None, i64::MAX))
+                .await?;
+            for t in all {
+                println!(
+                    "{}\t{}\t{}",
+                    t.id,
+                    t.settings.policy.as_str(),
+                    t.settings.name.as_str()
+                );
+            }
+        }
+        Command::ApiKey(ApiKeyCommand::Create { tenant, name }) => {
+            let tenant = parse_tenant(&tenant)?;
+            let store = open_store(&sources).await?;
+            let (key, secret) = admin::create_api_key(&store, tenant, name)
+                .await
+                .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            eprintln!("API key {} created; it is shown only this once:", key.id);
+            println!("{}", secret.expose());
+        }
+        Command::ApiKey(ApiKeyCommand::List { tenant }) => {
+            let tenant = parse_tenant(&tenant)?;
+            let store = open_store(&sources).await?;
+            for k in store.read(move |conn| api_keys::list(conn, tenant)).await? {
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}\t{}\t{}…\t{}", k.id, status, k.prefix, k.name);
+            }
+        }
+        Command::ApiKey(ApiKeyCommand::Revoke { tenant, key }) => {
+            let tenant = parse_tenant(&tenant)?;
+            let key: ApiKeyId = key
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--key: not a key id"))?;
+            let store = open_store(&sources).await?;
+            store
+                .write(move |conn| {
+                    api_keys::revoke(conn, tenant, key, crate::domain::deadline::now())
+                })
+                .await?;
+            println!("revoked {key}");
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let store = open_store(&sources).await?;
+            let report = store.read(|conn| audit::verify(conn, 500)).await?;
+            match report.broken {
+                None => println!(
+                    "audit trail intact: {} requests, {} events verified",
+                    report.requests, report.events
+                ),
+                Some(b) => {
+                    println!(
+                        "audit trail BROKEN at request {} event {}: {}",
+                        b.request_id, b.seq, b.problem
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,439 @@
+//! Configuration: environment variables (`LETHE_*`) over an optional TOML file
+//! (`--config` / `LETHE_CONFIG`; keys are the variable names without the
+//! prefix, in lower case). Defaults need nothing installed. A bad value stops
+//! start-up with a message that names the setting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use rand::RngCore;
+
+use crate::domain::secret::Secret;
+use crate::domain::subject_key::SubjectKey;
+use crate::store::{Backend, DatabaseUrl, StoreOptions};
+
+/// Every setting lethe reads, with its default and meaning. The README's
+/// configuration table is checked against this list by a test.
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    ("LETHE_CONFIG", "(none)", "Path of a TOML file with any of these settings (keys in lower case, without `LETHE_`)."),
+    ("LETHE_BIND", "127.0.0.1:8080", "Address and port the HTTP server listens on."),
+    ("LETHE_DATABASE_URL", "sqlite://lethe.db", "`sqlite://path` (embedded) or `postgres://user@host/db`."),
+    ("LETHE_PUBLIC_URL", "http://<LETHE_BIND>", "Base URL of links in emails (approval pages)."),
+    ("LETHE_SMTP_URL", "(none)", "`smtp://host:port`, `smtp://host?tls=required` (STARTTLS) or `smtps://user:pass@host`; unset: mail is written as .eml files to LETHE_OUTBOX_DIR."),
+    ("LETHE_OUTBOX_DIR", "./outbox", "Folder for .eml files when no SMTP server is configured."),
+    ("LETHE_ADMIN_TOKEN", "(none)", "Bearer token of the admin API (`/v1/tenants`); unset: the admin API is disabled (use the CLI). At least 16 characters."),
+    ("LETHE_SECRET_KEY", "(generated)", "Server secret (base64 or hex, at least 32 bytes) keying the subject hashes kept after scrubbing. Required with PostgreSQL; with SQLite it is generated into LETHE_SECRET_KEY_FILE."),
+    ("LETHE_SECRET_KEY_FILE", "<database file>.key", "File holding the server secret when LETHE_SECRET_KEY is not set."),
+    ("LETHE_DB_POOL_SIZE", "16", "PostgreSQL connections per process."),
+    ("LETHE_SQLITE_SYNCHRONOUS", "full", "`full` (survives power loss) or `normal` (survives a process crash; faster)."),
+    ("LETHE_HTTP_WORKERS", "(cores)", "HTTP worker threads."),
+    ("LETHE_LOG", "info", "Log filter, e.g. `info` or `lethe=debug,actix_web=warn`."),
+    ("LETHE_LOG_FORMAT", "text", "`text` or `json`."),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated settings, passed down explicitly (no global).
+#[derive(Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub public_url: url::Url,
+    pub smtp_url: Option<url::Url>,
+    pub outbox_dir: PathBuf,
+    pub admin_token: Option<Secret>,
+    pub subject_key: SubjectKey,
+    pub store: StoreOptions,
+    pub http_workers: Option<usize>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("database_url", &self.database_url)
+            .field("public_url", &self.public_url.as_str())
+            .field(
+                "smtp",
+                &self.smtp_url.as_ref().map(|u| u.host_str().unwrap_or("")),
+            )
+            .field("outbox_dir", &self.outbox_dir)
+            .field("admin_api", &self.admin_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where raw values come from: the environment first, then the file.
+pub struct Sources {
+    env: BTreeMap<String, String>,
+    file: BTreeMap<String, String>,
+    file_name: Option<String>,
+}
+
+impl Sources {
+    /// Read the process environment and the TOML file it (or `config`) names.
+    pub fn load(config: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("LETHE_"))
+            .collect();
+        let path = config
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("LETHE_CONFIG").map(PathBuf::from));
+        Self::from_parts(env, path.as_deref())
+    }
+
+    pub fn from_parts(
+        env: BTreeMap<String, String>,
+        file: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let mut values = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                err(
+                    "LETHE_CONFIG",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let table: toml::Table = text.parse().map_err(|e| {
+                err(
+                    "LETHE_CONFIG",
+                    format!("{} is not valid TOML: {e}", path.display()),
+                )
+            })?;
+            for (key, value) in table {
+                let name = format!("LETHE_{}", key.to_ascii_uppercase());
+                if !SETTINGS.iter().any(|(n, _, _)| *n == name) {
+                    return Err(err(&key, format!("unknown setting in {}", path.display())));
+                }
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(err(
+                            &key,
+                            format!("must be a string or number, not {}", other.type_str()),
+                        ))
+                    }
+                };
+                values.insert(name, value);
+            }
+        }
+        Ok(Self {
+            env,
+            file: values,
+            file_name: file.map(|p| p.display().to_string()),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .or_else(|| self.file.get(name))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn label(&self, name: &str) -> String {
+        match (&self.file_name, self.env.contains_key(name)) {
+            (Some(f), false) if self.file.contains_key(name) => {
+                format!(
+                    "{} (in {f})",
+                    name.trim_start_matches("LETHE_").to_ascii_lowercase()
+                )
+            }
+            _ => name.to_owned(),
+        }
+    }
+
+    fn parse<T>(
+        &self,
+        name: &str,
+        default: T,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => f(v).map_err(|m| err(&self.label(name), m)),
+        }
+    }
+}
+
+impl Settings {
+    /// Settings for the database only (CLI commands that do not serve).
+    pub fn database_url(src: &Sources) -> Result<DatabaseUrl, ConfigError> {
+        src.parse(
+            "LETHE_DATABASE_URL",
+            DatabaseUrl::parse("sqlite://lethe.db").expect("default is valid"),
+            DatabaseUrl::parse,
+        )
+    }
+
+    pub fn from_sources(src: &Sources) -> Result<Self, ConfigError> {
+        let bind: SocketAddr = src.parse(
+            "LETHE_BIND",
+            "127.0.0.1:8080".parse().expect("valid"),
+            |v| {
+                v.parse().map_err(|_| {
+                    format!("must be an address and port like 127.0.0.1:8080 (got {v:?})")
+                })
+            },
+        )?;
+        let database_url = Self::database_url(src)?;
+        let public_url = src.parse(
+            "LETHE_PUBLIC_URL",
+            url::Url::parse(&format!("http://{bind}"))
+                .map_err(|e| err("LETHE_BIND", e.to_string()))?,
+            |v| {
+                let u = url::Url::parse(v).map_err(|e| format!("must be an absolute URL ({e})"))?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err("must be an http or https URL".into());
+                }
+                Ok(u)
+            },
+        )?;
+        let smtp_url = src.parse("LETHE_SMTP_URL", None, |v| {
+            let u = url::Url::parse(v)
+                .map_err(|e| format!("must be a URL like smtp://host:25 ({e})"))?;
+            if !matches!(u.scheme(), "smtp" | "smtps") || u.host_str().is_none() {
+                return Err("must be smtp://host[:port] or smtps://host[:port]".into());
+            }
+            Ok(Some(u))
+        })?;
+        let outbox_dir = src.parse("LETHE_OUTBOX_DIR", PathBuf::from("./outbox"), |v| {
+            Ok(PathBuf::from(v))
+        })?;
+        let admin_token = src.parse("LETHE_ADMIN_TOKEN", None, |v| {
+            if v.len() < 16 {
+                return Err("must be at least 16 characters".into());
+            }
+            Ok(Some(Secret::from_presented(v)))
+        })?;
+        let pg_pool_size = src.parse("LETHE_DB_POOL_SIZE", 16u32, |v| match v.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(format!("must be a number from 1 to 1000 (got {v:?})")),
+        })?;
+        let sqlite_synchronous_full = src.parse("LETHE_SQLITE_SYNCHRONOUS", true, |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "full" => Ok(true),
+                "normal" => Ok(false),
+                _ => Err(format!("must be full or normal (got {v:?})")),
+            }
+        })?;
+        let http_workers = src.parse("LETHE_HTTP_WORKERS", None, |v| match v.parse::<usize>() {
+            Ok(n) if (1..=256).contains(&n) => Ok(Some(n)),
+            _ => Err(format!("must be a number from 1 to 256 (got {v:?})")),
+        })?;
+        let log_filter = src.parse("LETHE_LOG", "info".to_owned(), |v| {
+            tracing_subscriber::EnvFilter::try_new(v)
+                .map(|_| v.to_owned())
+                .map_err(|e| format!("is not a valid log filter: {e}"))
+        })?;
+        let log_format = src.parse("LETHE_LOG_FORMAT", LogFormat::Text, |v| match v {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("must be text or json (got {v:?})")),
+        })?;
+        let subject_key = load_subject_key(src, &database_url)?;
+        Ok(Self {
+            bind,
+            database_url,
+            public_url,
+            smtp_url,
+            outbox_dir,
+            admin_token,
+            subject_key,
+            store: StoreOptions {
+                pg_pool_size,
+                sqlite_synchronous_full,
+                ..StoreOptions::default()
+            },
+            http_workers,
+            log_filter,
+            log_format,
+        })
+    }
+}
+
+fn decode_key(v: &str) -> Result<SubjectKey, String> {
+    let v = v.trim();
+    let bytes = if v.len() >= 64 && v.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(v).map_err(|e| e.to_string())?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v))
+            .map_err(|_| "must be base64 or hex".to_owned())?
+    };
+    SubjectKey::new(bytes)
+        .ok_or_else(|| format!("must hold at least {} bytes", SubjectKey::MIN_LEN))
+}
+
+fn load_subject_key(src: &Sources, db: &DatabaseUrl) -> Result<SubjectKey, ConfigError> {
+    if let Some(v) = src.get("LETHE_SECRET_KEY") {
+        return decode_key(v).map_err(|m| err(&src.label("LETHE_SECRET_KEY"), m));
+    }
+    let path = match (src.get("LETHE_SECRET_KEY_FILE"), db.backend()) {
+        (Some(p), _) => PathBuf::from(p),
+        (None, Backend::Sqlite) => PathBuf::from(format!("{}.key", db.target())),
+        (None, Backend::Postgres) => {
+            return Err(err(
+                "LETHE_SECRET_KEY",
+                "is required with PostgreSQL (every replica must share it); generate one with `openssl rand -base64 32`",
+            ))
+        }
+    };
+    let label = src.label("LETHE_SECRET_KEY_FILE");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => decode_key(&text).map_err(|m| err(&label, format!("{}: {m}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = vec![0u8; 32];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            write_private(&path, &text)
+                .map_err(|e| err(&label, format!("cannot create {}: {e}", path.display())))?;
+            Ok(SubjectKey::new(bytes).expect("32 bytes"))
+        }
+        Err(e) => Err(err(&label, format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// Grace period for in-flight requests on shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(pairs: &[(&str, &str)]) -> Sources {
+        let env = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Sources::from_parts(env, None).unwrap()
+    }
+
+    fn key() -> (&'static str, &'static str) {
+        (
+            "LETHE_SECRET_KEY",
+            "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+        )
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = Settings::from_sources(&sources(&[key()])).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url.backend(), Backend::Sqlite);
+        assert!(s.smtp_url.is_none());
+        assert_eq!(s.public_url.as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (name, value) in [
+            ("LETHE_BIND", "nope"),
+            ("LETHE_DATABASE_URL", "mysql://x"),
+            ("LETHE_SMTP_URL", "http://x"),
+            ("LETHE_PUBLIC_URL", "ftp://x"),
+            ("LETHE_ADMIN_TOKEN", "short"),
+            ("LETHE_DB_POOL_SIZE", "0"),
+            ("LETHE_LOG_FORMAT", "xml"),
+            ("LETHE_SECRET_KEY", "dG9vc2hvcnQ="),
+        ] {
+            let mut pairs = vec![key()];
+            pairs.push((name, value));
+            let e = Settings::from_sources(&sources(&pairs)).unwrap_err();
+            assert_eq!(e.setting, name, "{e}");
+        }
+    }
+
+    #[test]
+    fn postgres_needs_a_shared_key() {
+        let e = Settings::from_sources(&sources(&[(
+            "LETHE_DATABASE_URL",
+            "postgres://localhost/x",
+        )]))
+        .unwrap_err();
+        assert_eq!(e.setting, "LETHE_SECRET_KEY");
+    }
+
+    #[test]
+    fn file_values_yield_to_env_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lethe.toml");
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:9000\"\noutbox_dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let env = [
+            ("LETHE_OUTBOX_DIR".to_string(), "/tmp/y".to_string()),
+            (key().0.into(), key().1.into()),
+        ];
+        let s = Settings::from_sources(
+            &Sources::from_parts(env.into_iter().collect(), Some(&path)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s.bind.port(), 9000);
+        assert_eq!(s.outbox_dir, PathBuf::from("/tmp/y"));
+        std::fs::write(&path, "bnid = \"x\"\n").unwrap();
+        assert!(Sources::from_parts(BTreeMap::new(), Some(&path)).is_err());
+    }
+
+    #[test]
+    fn the_sqlite_key_file_is_generated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}/l.db", dir.path().display());
+        let a = Settings::from_sources(&sources(&[("LETHE_DATABASE_URL", &db)])).unwrap();
+        let b = Settings::from_sources(&sources(&[("LETHE_DATABASE_URL", &db)])).unwrap();
+        let t = crate::domain::TenantId::new();
+        let s = crate::domain::values::SubjectId::parse("x").unwrap();
+        assert_eq!(a.subject_key.hash(t, &s), b.subject_key.hash(t, &s));
+    }
+}

@@ -1,0 +1,16 @@
+//! The pure core of lethe: identifiers, validated values, the request state
+//! machine, deadlines and the audit hash chain. Nothing in here performs I/O.
+
+pub mod audit;
+pub mod deadline;
+pub mod ids;
+pub mod outbox;
+pub mod request;
+pub mod secret;
+pub mod state;
+pub mod subject_key;
+pub mod tenant;
+pub mod values;
+
+pub use ids::{ApiKeyId, BatchId, JobId, RequestId, TenantId};
+pub use state::{Event, RequestState, TransitionError};

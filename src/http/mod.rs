@@ -1,0 +1,77 @@
+//! The HTTP surface. Handlers parse and authenticate, call the store, and map
+//! results to JSON; they never run background work themselves (jobs are
+//! written through the store).
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod requests;
+pub mod state;
+pub mod subjects;
+pub mod tenants;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+pub use state::AppState;
+
+use error::ApiError;
+use extract::{json_config, MAX_BATCH_JSON, MAX_JSON};
+
+async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    ))
+}
+
+/// Register every route. The list is the source for the route inventory
+/// tests.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config(MAX_JSON))
+        .app_data(extract::query_config())
+        .app_data(extract::path_config())
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::scope("/v1")
+                .service(
+                    web::resource("/erasure-requests/batch")
+                        .app_data(json_config(MAX_BATCH_JSON))
+                        .route(web::post().to(requests::submit_batch)),
+                )
+                .service(
+                    web::resource("/erasure-requests")
+                        .route(web::post().to(requests::submit))
+                        .route(web::get().to(requests::list)),
+                )
+                .route("/erasure-requests/{id}", web::get().to(requests::get))
+                .route(
+                    "/erasure-requests/{id}/cancel",
+                    web::post().to(requests::cancel),
+                )
+                .route("/subjects/{subject_id}", web::get().to(subjects::status))
+                .service(
+                    web::resource("/tenants")
+                        .route(web::post().to(tenants::create))
+                        .route(web::get().to(tenants::list)),
+                )
+                .service(
+                    web::resource("/tenants/{id}")
+                        .route(web::get().to(tenants::get))
+                        .route(web::patch().to(tenants::patch)),
+                )
+                .service(
+                    web::resource("/tenants/{id}/api-keys")
+                        .route(web::post().to(tenants::create_key))
+                        .route(web::get().to(tenants::list_keys)),
+                )
+                .route(
+                    "/tenants/{id}/api-keys/{key_id}",
+                    web::delete().to(tenants::revoke_key),
+                ),
+        )
+        .default_service(web::to(not_found));
+}

@@ -1,0 +1,503 @@
+//! The platform API: submit, read, list and cancel erasure requests.
+
+use actix_web::http::header::HeaderName;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::TenantKey;
+use super::error::{ApiError, FieldError};
+use super::extract::{optional_json, parse_id};
+use super::state::AppState;
+use crate::domain::deadline;
+use crate::domain::request::{ErasureRequest, NewErasure};
+use crate::domain::values::{
+    CallbackUrl, EmailAddress, Initiator, InvalidValue, Reason, SubjectId,
+};
+use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
+use crate::store::requests::{self, ListFilter, Submission, Submitted};
+use crate::store::{tenants, StoreError};
+
+pub const MAX_BATCH: usize = 1000;
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequestBody {
+    pub subject_id: String,
+    pub subject_email: Option<String>,
+    pub initiator: Option<String>,
+    pub reason: Option<String>,
+    pub callback_url: Option<String>,
+}
+
+impl NewRequestBody {
+    /// Validate every field, collecting all problems.
+    fn validate(&self, index: Option<usize>) -> Result<NewErasure, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut note = |r: Result<(), InvalidValue>| {
+            if let Err(e) = r {
+                errors.push(FieldError {
+                    index,
+                    field: e.field.to_owned(),
+                    message: e.message,
+                })
+            }
+        };
+        let subject_id = SubjectId::parse(&self.subject_id);
+        note(subject_id.as_ref().map(|_| ()).map_err(Clone::clone));
+        let subject_email = self
+            .subject_email
+            .as_deref()
+            .map(|e| EmailAddress::parse("subject_email", e))
+            .transpose();
+        note(subject_email.as_ref().map(|_| ()).map_err(Clone::clone));
+        let initiator = match self.initiator.as_deref() {
+            None => Ok(Initiator::Subject),
+            Some(s) => Initiator::parse(s).ok_or_else(|| {
+                InvalidValue::new("initiator", "must be subject, support or retention_policy")
+            }),
+        };
+        note(initiator.as_ref().map(|_| ()).map_err(Clone::clone));
+        let reason = self
+            .reason
+            .as_deref()
+            .map(|r| Reason::parse("reason", r))
+            .transpose();
+        note(reason.as_ref().map(|_| ()).map_err(Clone::clone));
+        let callback_url = self
+            .callback_url
+            .as_deref()
+            .map(|u| CallbackUrl::parse("callback_url", u))
+            .transpose();
+        note(callback_url.as_ref().map(|_| ()).map_err(Clone::clone));
+        match (subject_id, subject_email, initiator, reason, callback_url) {
+            (Ok(subject_id), Ok(subject_email), Ok(initiator), Ok(reason), Ok(callback_url)) => {
+                Ok(NewErasure {
+                    subject_id,
+                    subject_email,
+                    initiator,
+                    reason,
+                    callback_url,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// An erasure request as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    pub id: RequestId,
+    pub tenant_id: TenantId,
+    /// `null` once the request is closed and scrubbed.
+    pub subject_id: Option<String>,
+    pub subject_email: Option<String>,
+    pub initiator: Initiator,
+    pub reason: Option<String>,
+    pub callback_url: Option<String>,
+    pub state: RequestState,
+    /// Must the platform keep the subject's account active?
+    pub keep_account_active: bool,
+    pub batch_id: Option<BatchId>,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub overdue: bool,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl RequestView {
+    pub fn new(r: &ErasureRequest, now: DateTime<Utc>) -> Self {
+        Self {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            subject_id: r.subject_id.as_ref().map(|s| s.as_str().to_owned()),
+            subject_email: r.subject_email.as_ref().map(|e| e.as_str().to_owned()),
+            initiator: r.initiator,
+            reason: r.reason.clone(),
+            callback_url: r.callback_url.clone(),
+            state: r.state,
+            keep_account_active: r.state.keeps_account_active(),
+            batch_id: r.batch_id,
+            received_at: r.received_at,
+            due_at: r.due_at,
+            overdue: r.is_overdue(now),
+            updated_at: r.updated_at,
+            closed_at: r.closed_at,
+        }
+    }
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    match req.headers().get(IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|s| {
+                    !s.is_empty() && s.len() <= 255 && s.chars().all(|c| c.is_ascii_graphic())
+                })
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                    )
+                })?;
+            Ok(Some(s.to_owned()))
+        }
+    }
+}
+
+fn request_not_found(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::not_found("erasure request"),
+        other => other.into(),
+    }
+}
+
+fn respond(outcome: &Submitted, now: DateTime<Utc>) -> HttpResponse {
+    let view = RequestView::new(outcome.request(), now);
+    match outcome {
+        Submitted::Created(_) => HttpResponse::Created().json(view),
+        Submitted::Replayed(_) => HttpResponse::Created()
+            .insert_header((REPLAYED, "true"))
+            .json(view),
+        Submitted::ExistingOpen(_) => HttpResponse::Ok().json(view),
+    }
+}
+
+pub async fn submit(
+    key: TenantKey,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<NewRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let erasure = body.validate(None).map_err(ApiError::invalid)?;
+    let idem = idempotency_key(&req)?;
+    let subject_hash = state.subject_key.hash(key.tenant, &erasure.subject_id);
+    let actor = key.actor();
+    let tenant = key.tenant;
+    let outcome = state
+        .store
+        .write(move |conn| {
+            let t = tenants::get(conn, tenant)?;
+            requests::submit(
+                conn,
+                Submission {
+                    tenant,
+                    policy: t.settings.policy,
+                    actor,
+                    erasure,
+                    subject_hash,
+                    idempotency_key: idem,
+                    batch_id: None,
+                },
+                deadline::now(),
+            )
+        })
+        .await?;
+    Ok(respond(&outcome, deadline::now()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    pub requests: Vec<NewRequestBody>,
+}
+
+#[derive(Serialize)]
+struct BatchItem {
+    index: usize,
+    status: u16,
+    outcome: &'static str,
+    request: RequestView,
+}
+
+#[derive(Serialize)]
+struct BatchView {
+    batch_id: BatchId,
+    created: usize,
+    existing: usize,
+    results: Vec<BatchItem>,
+}
+
+pub async fn submit_batch(
+    key: TenantKey,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<BatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let items = &body.requests;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(vec![FieldError {
+            index: None,
+            field: "requests".into(),
+            message: format!("must hold 1 to {MAX_BATCH} requests"),
+        }]));
+    }
+    let mut valid = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.validate(Some(i)) {
+            Ok(e) => valid.push(e),
+            Err(mut errs) => errors.append(&mut errs),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let idem = idempotency_key(&req)?;
+    let batch_id = BatchId::new();
+    let submissions: Vec<(String, NewErasure, Option<String>)> = valid
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let hash = state.subject_key.hash(key.tenant, &e.subject_id);
+            (hash, e, idem.as_ref().map(|k| format!("{k}#{i}")))
+        })
+        .collect();
+    let (tenant, actor) = (key.tenant, key.actor());
+    let outcomes = state
+        .store
+        .write(move |conn| {
+            let t = tenants::get(conn, tenant)?;
+            let now = deadline::now();
+            submissions
+                .into_iter()
+                .map(|(subject_hash, erasure, idempotency_key)| {
+                    requests::submit(
+                        conn,
+                        Submission {
+                            tenant,
+                            policy: t.settings.policy,
+                            actor: actor.clone(),
+                            erasure,
+                            subject_hash,
+                            idempotency_key,
+                            batch_id: Some(batch_id),
+                        },
+                        now,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    let now = deadline::now();
+    let results: Vec<BatchItem> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, o)| {
+            let (status, outcome) = match o {
+                Submitted::Created(_) => (201, "created"),
+                Submitted::Replayed(_) => (201, "replayed"),
+                Submitted::ExistingOpen(_) => (200, "existing_open_request"),
+            };
+            BatchItem {
+                index,
+                status,
+                outcome,
+                request: RequestView::new(o.request(), now),
+            }
+        })
+        .collect();
+    let created = results.iter().filter(|r| r.status == 201).count();
+    let view = BatchView {
+        batch_id,
+        created,
+        existing: results.len() - created,
+        results,
+    };
+    Ok(if created > 0 {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+pub async fn get(
+    key: TenantKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: RequestId = parse_id(&path, "erasure request")?;
+    let tenant = key.tenant;
+    let r = state
+        .store
+        .read(move |conn| requests::get(conn, tenant, id))
+        .await
+        .map_err(request_not_found)?;
+    Ok(HttpResponse::Ok().json(RequestView::new(&r, deadline::now())))
+}
+
+pub fn check_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=500).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be from 1 to 500",
+        )),
+    }
+}
+
+const CURSOR_PREFIX: &str = "r1:";
+
+pub fn encode_cursor(id: RequestId) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
+}
+
+pub fn decode_cursor(s: &str) -> Result<RequestId, ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one we issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix(CURSOR_PREFIX)
+        .ok_or_else(bad)?
+        .parse()
+        .map_err(|_| bad())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub overdue: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    data: Vec<RequestView>,
+    next_cursor: Option<String>,
+}
+
+pub async fn list(
+    key: TenantKey,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = check_limit(q.limit)?;
+    let states = match &q.status {
+        None => Vec::new(),
+        Some(s) => s
+            .split(',')
+            .map(|p| {
+                p.trim().parse::<RequestState>().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!(
+                            "status must be one or more of {}, separated by commas",
+                            RequestState::ALL.map(|s| s.as_str()).join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let overdue = match q.overdue.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "overdue must be true or false",
+            ))
+        }
+    };
+    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let filter = ListFilter {
+        states,
+        overdue,
+        before,
+        limit: limit + 1,
+    };
+    let tenant = key.tenant;
+    let now = deadline::now();
+    let rows = state
+        .store
+        .read(move |conn| requests::list(conn, tenant, &filter, now))
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let data: Vec<RequestView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| RequestView::new(r, now))
+        .collect();
+    let next_cursor = if more {
+        data.last().map(|r| encode_cursor(r.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    pub reason: Option<String>,
+}
+
+pub async fn cancel(
+    key: TenantKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id: RequestId = parse_id(&path, "erasure request")?;
+    let body: Option<CancelBody> = optional_json(&req, &body)?;
+    // The reason is checked but not kept in the audit trail: it may hold
+    // personal data. Its presence is recorded.
+    let has_reason = match body.and_then(|b| b.reason) {
+        Some(r) => {
+            Reason::parse("reason", &r)?;
+            true
+        }
+        None => false,
+    };
+    let (tenant, actor) = (key.tenant, key.actor());
+    let r = state
+        .store
+        .write(move |conn| {
+            requests::apply(
+                conn,
+                tenant,
+                id,
+                Event::Cancel,
+                &actor,
+                Some(serde_json::json!({ "reason_given": has_reason }).to_string()),
+                deadline::now(),
+            )
+        })
+        .await
+        .map_err(request_not_found)?;
+    Ok(HttpResponse::Ok().json(RequestView::new(&r, deadline::now())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let id = RequestId::new();
+        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+        for bad in [
+            "",
+            "!!!",
+            "cjE6bm9wZQ",
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("x"),
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! What every handler can reach.
+
+use crate::domain::secret::SecretDigest;
+use crate::domain::subject_key::SubjectKey;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub subject_key: SubjectKey,
+    /// SHA-256 of the admin token; `None` disables the admin API.
+    pub admin_token: Option<SecretDigest>,
+}

@@ -1,0 +1,408 @@
+//! Erasure requests: submission (with idempotency and one open request per
+//! subject), compare-and-set transitions with their audit events and jobs,
+//! and tenant-scoped reads.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::audit::{self, ChainHead, EventSpec};
+use super::jobs::{self, JobRow};
+use super::schema::erasure_requests as er;
+use super::tenants::utc;
+use super::{Conn, StoreError};
+use crate::domain::audit::Actor;
+use crate::domain::deadline;
+use crate::domain::outbox::jobs_on_entering;
+use crate::domain::request::{ErasureRequest, NewErasure};
+use crate::domain::state::transition;
+use crate::domain::tenant::ApprovalPolicy;
+use crate::domain::values::{EmailAddress, Initiator, SubjectId};
+use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
+use crate::with_conn;
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = er)]
+struct RequestRow {
+    id: String,
+    tenant_id: String,
+    subject_hash: String,
+    subject_id: Option<String>,
+    subject_email: Option<String>,
+    initiator: String,
+    reason: Option<String>,
+    callback_url: Option<String>,
+    state: String,
+    batch_id: Option<String>,
+    idempotency_key: Option<String>,
+    fingerprint: String,
+    received_at: NaiveDateTime,
+    due_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    closed_at: Option<NaiveDateTime>,
+    audit_seq: i64,
+    audit_head: String,
+}
+
+impl RequestRow {
+    fn state(&self) -> Result<RequestState, StoreError> {
+        self.state
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("request {}: bad state", self.id)))
+    }
+
+    fn head(&self) -> ChainHead {
+        ChainHead {
+            seq: self.audit_seq,
+            hash: self.audit_head.clone(),
+        }
+    }
+
+    fn into_domain(self) -> Result<ErasureRequest, StoreError> {
+        let corrupt = |what: &str| StoreError::Internal(format!("request {}: bad {what}", self.id));
+        Ok(ErasureRequest {
+            id: self.id.parse().map_err(|_| corrupt("id"))?,
+            tenant_id: self.tenant_id.parse().map_err(|_| corrupt("tenant id"))?,
+            subject_id: match &self.subject_id {
+                Some(s) => Some(SubjectId::parse(s).map_err(|_| corrupt("subject id"))?),
+                None => None,
+            },
+            subject_email: match &self.subject_email {
+                Some(s) => {
+                    Some(EmailAddress::parse("subject_email", s).map_err(|_| corrupt("email"))?)
+                }
+                None => None,
+            },
+            initiator: Initiator::parse(&self.initiator).ok_or_else(|| corrupt("initiator"))?,
+            state: self.state()?,
+            batch_id: match &self.batch_id {
+                Some(b) => Some(b.parse().map_err(|_| corrupt("batch id"))?),
+                None => None,
+            },
+            reason: self.reason,
+            callback_url: self.callback_url,
+            received_at: utc(self.received_at),
+            due_at: utc(self.due_at),
+            updated_at: utc(self.updated_at),
+            closed_at: self.closed_at.map(utc),
+        })
+    }
+}
+
+/// One submission, as the API layer hands it over.
+pub struct Submission {
+    pub tenant: TenantId,
+    pub policy: ApprovalPolicy,
+    pub actor: Actor,
+    pub erasure: NewErasure,
+    /// Keyed hash of the subject id (see `domain::subject_key`).
+    pub subject_hash: String,
+    pub idempotency_key: Option<String>,
+    pub batch_id: Option<BatchId>,
+}
+
+/// What a submission did.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A new request was created.
+    Created(ErasureRequest),
+    /// The subject already has an open request in this tenant: that one.
+    ExistingOpen(ErasureRequest),
+    /// The same Idempotency-Key and the same body were seen before.
+    Replayed(ErasureRequest),
+}
+
+impl Submitted {
+    pub fn request(&self) -> &ErasureRequest {
+        match self {
+            Submitted::Created(r) | Submitted::ExistingOpen(r) | Submitted::Replayed(r) => r,
+        }
+    }
+}
+
+fn by_idempotency_key(
+    conn: &mut Conn<'_>,
+    tenant: &str,
+    key: &str,
+) -> Result<Option<RequestRow>, StoreError> {
+    Ok(with_conn!(conn, |c| er::table
+        .filter(er::tenant_id.eq(tenant))
+        .filter(er::idempotency_key.eq(key))
+        .select(RequestRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+fn open_for_subject(
+    conn: &mut Conn<'_>,
+    tenant: &str,
+    subject_hash: &str,
+) -> Result<Option<RequestRow>, StoreError> {
+    let open: Vec<&str> = RequestState::OPEN.iter().map(|s| s.as_str()).collect();
+    Ok(with_conn!(conn, |c| er::table
+        .filter(er::tenant_id.eq(tenant))
+        .filter(er::subject_hash.eq(subject_hash))
+        .filter(er::state.eq_any(&open))
+        .select(RequestRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// Submit one request inside the caller's transaction.
+///
+/// The insert is tried first (`ON CONFLICT DO NOTHING`); only when it hits the
+/// idempotency index or the one-open-request-per-subject index are the
+/// existing rows read, so the common path is three inserts.
+pub fn submit(
+    conn: &mut Conn<'_>,
+    s: Submission,
+    now: DateTime<Utc>,
+) -> Result<Submitted, StoreError> {
+    let id = RequestId::new();
+    let first = s.policy.first_event();
+    let to = transition(RequestState::Pending, first)?;
+    let head = ChainHead::genesis();
+    let received = audit::chain_event(
+        s.tenant,
+        id,
+        &head,
+        EventSpec {
+            from_state: None,
+            to_state: RequestState::Pending.as_str(),
+            event: "submit",
+            actor: &s.actor,
+            detail: s
+                .batch_id
+                .map(|b| serde_json::json!({ "batch_id": b }).to_string()),
+        },
+        now,
+    );
+    let routed = audit::chain_event(
+        s.tenant,
+        id,
+        &ChainHead {
+            seq: received.seq,
+            hash: received.hash.clone(),
+        },
+        EventSpec {
+            from_state: Some(RequestState::Pending.as_str()),
+            to_state: to.as_str(),
+            event: first.as_str(),
+            actor: &Actor::system("policy"),
+            detail: Some(serde_json::json!({ "approval_policy": s.policy.as_str() }).to_string()),
+        },
+        now,
+    );
+    let e = &s.erasure;
+    let row = RequestRow {
+        id: id.to_string(),
+        tenant_id: s.tenant.to_string(),
+        subject_hash: s.subject_hash.clone(),
+        subject_id: Some(e.subject_id.as_str().to_owned()),
+        subject_email: e.subject_email.as_ref().map(|m| m.as_str().to_owned()),
+        initiator: e.initiator.as_str().to_owned(),
+        reason: e.reason.as_ref().map(|r| r.as_str().to_owned()),
+        callback_url: e.callback_url.as_ref().map(|u| u.as_str().to_owned()),
+        state: to.as_str().to_owned(),
+        batch_id: s.batch_id.map(|b| b.to_string()),
+        idempotency_key: s.idempotency_key.clone(),
+        fingerprint: e.fingerprint(),
+        received_at: now.naive_utc(),
+        due_at: deadline::due_at(now).naive_utc(),
+        updated_at: now.naive_utc(),
+        closed_at: None,
+        audit_seq: routed.seq,
+        audit_head: routed.hash.clone(),
+    };
+    let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted == 0 {
+        if let Some(key) = &s.idempotency_key {
+            if let Some(existing) = by_idempotency_key(conn, &row.tenant_id, key)? {
+                if existing.fingerprint != row.fingerprint {
+                    return Err(StoreError::IdempotencyKeyReused);
+                }
+                return Ok(Submitted::Replayed(existing.into_domain()?));
+            }
+        }
+        if let Some(open) = open_for_subject(conn, &row.tenant_id, &row.subject_hash)? {
+            return Ok(Submitted::ExistingOpen(open.into_domain()?));
+        }
+        return Err(StoreError::Conflict(
+            "the request conflicted with another, try again",
+        ));
+    }
+    audit::insert(conn, &[received, routed])?;
+    let follow_up: Vec<JobRow> = jobs_on_entering(to)
+        .iter()
+        .map(|k| {
+            JobRow::new(
+                *k,
+                Some(s.tenant),
+                Some(id),
+                serde_json::json!({ "request_id": id }),
+                now,
+            )
+        })
+        .collect();
+    jobs::enqueue(conn, &follow_up)?;
+    Ok(Submitted::Created(row.into_domain()?))
+}
+
+fn load_row(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+) -> Result<RequestRow, StoreError> {
+    Ok(with_conn!(conn, |c| er::table
+        .find(id.to_string())
+        .filter(er::tenant_id.eq(tenant.to_string()))
+        .select(RequestRow::as_select())
+        .first(c))?)
+}
+
+pub fn get(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+) -> Result<ErasureRequest, StoreError> {
+    load_row(conn, tenant, id)?.into_domain()
+}
+
+/// Apply `event` to a request with a compare-and-set on its state and chain
+/// head: of two racing callers, one wins and the other gets a
+/// `TransitionError` for the state the winner left.
+pub fn apply(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+    event: Event,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ErasureRequest, StoreError> {
+    let row = load_row(conn, tenant, id)?;
+    let from = row.state()?;
+    let to = transition(from, event)?;
+    let ev = audit::chain_event(
+        tenant,
+        id,
+        &row.head(),
+        EventSpec {
+            from_state: Some(from.as_str()),
+            to_state: to.as_str(),
+            event: event.as_str(),
+            actor,
+            detail,
+        },
+        now,
+    );
+    let closed_at = (!to.is_open()).then(|| now.naive_utc());
+    let updated = with_conn!(conn, |c| diesel::update(
+        er::table
+            .filter(er::id.eq(&row.id))
+            .filter(er::state.eq(from.as_str()))
+            .filter(er::audit_seq.eq(row.audit_seq))
+    )
+    .set((
+        er::state.eq(to.as_str()),
+        er::updated_at.eq(now.naive_utc()),
+        er::closed_at.eq(closed_at),
+        er::audit_seq.eq(ev.seq),
+        er::audit_head.eq(&ev.hash),
+    ))
+    .execute(c))?;
+    if updated == 0 {
+        // Lost the race: report the state the winner left.
+        let now_state = load_row(conn, tenant, id)?.state()?;
+        return Err(transition(now_state, event)
+            .err()
+            .unwrap_or(crate::domain::TransitionError::NotAllowed {
+                from: now_state,
+                event,
+            })
+            .into());
+    }
+    audit::insert(conn, std::slice::from_ref(&ev))?;
+    let follow_up: Vec<JobRow> = jobs_on_entering(to)
+        .iter()
+        .map(|k| {
+            JobRow::new(
+                *k,
+                Some(tenant),
+                Some(id),
+                serde_json::json!({ "request_id": id }),
+                now,
+            )
+        })
+        .collect();
+    jobs::enqueue(conn, &follow_up)?;
+    load_row(conn, tenant, id)?.into_domain()
+}
+
+/// Filters of the request list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub states: Vec<RequestState>,
+    pub overdue: Option<bool>,
+    /// Newest first: return requests with an id below this one.
+    pub before: Option<RequestId>,
+    pub limit: i64,
+}
+
+/// A tenant's requests, newest first.
+pub fn list(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    filter: &ListFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<ErasureRequest>, StoreError> {
+    let tenant = tenant.to_string();
+    let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+    let open: Vec<&str> = RequestState::OPEN.iter().map(|s| s.as_str()).collect();
+    let before = filter.before.map(|b| b.to_string());
+    let now = now.naive_utc();
+    let rows: Vec<RequestRow> = with_conn!(conn, |c| {
+        let mut q = er::table
+            .filter(er::tenant_id.eq(&tenant))
+            .select(RequestRow::as_select())
+            .order(er::id.desc())
+            .limit(filter.limit)
+            .into_boxed();
+        if !states.is_empty() {
+            q = q.filter(er::state.eq_any(&states));
+        }
+        if let Some(b) = &before {
+            q = q.filter(er::id.lt(b));
+        }
+        match filter.overdue {
+            Some(true) => q = q.filter(er::state.eq_any(&open)).filter(er::due_at.lt(now)),
+            Some(false) => q = q.filter(er::state.ne_all(&open).or(er::due_at.ge(now))),
+            None => {}
+        }
+        q.load(c)
+    })?;
+    rows.into_iter().map(RequestRow::into_domain).collect()
+}
+
+/// The request that decides a subject's account status: the open one if any,
+/// else the most recent.
+pub fn for_subject(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    subject_hash: &str,
+) -> Result<Option<ErasureRequest>, StoreError> {
+    let tenant = tenant.to_string();
+    if let Some(open) = open_for_subject(conn, &tenant, subject_hash)? {
+        return Ok(Some(open.into_domain()?));
+    }
+    let latest: Option<RequestRow> = with_conn!(conn, |c| er::table
+        .filter(er::tenant_id.eq(&tenant))
+        .filter(er::subject_hash.eq(subject_hash))
+        .order(er::id.desc())
+        .select(RequestRow::as_select())
+        .first(c)
+        .optional())?;
+    latest.map(RequestRow::into_domain).transpose()
+}

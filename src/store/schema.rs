@@ -1,0 +1,94 @@
+// The tables, as diesel sees them. Both backends share this schema; the
+// migrations under migrations/sqlite and migrations/postgres create it.
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        approval_policy -> Text,
+        contact_name -> Nullable<Text>,
+        contact_email -> Nullable<Text>,
+        locale -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        key_prefix -> Text,
+        key_hash -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    erasure_requests (id) {
+        id -> Text,
+        tenant_id -> Text,
+        subject_hash -> Text,
+        subject_id -> Nullable<Text>,
+        subject_email -> Nullable<Text>,
+        initiator -> Text,
+        reason -> Nullable<Text>,
+        callback_url -> Nullable<Text>,
+        state -> Text,
+        batch_id -> Nullable<Text>,
+        idempotency_key -> Nullable<Text>,
+        fingerprint -> Text,
+        received_at -> Timestamp,
+        due_at -> Timestamp,
+        updated_at -> Timestamp,
+        closed_at -> Nullable<Timestamp>,
+        audit_seq -> BigInt,
+        audit_head -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        tenant_id -> Text,
+        request_id -> Text,
+        seq -> BigInt,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        event -> Text,
+        actor_kind -> Text,
+        actor_id -> Text,
+        detail -> Nullable<Text>,
+        at -> Timestamp,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        kind -> Text,
+        payload -> Text,
+        run_at -> Timestamp,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        dead -> Bool,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_keys,
+    erasure_requests,
+    audit_events,
+    jobs
+);

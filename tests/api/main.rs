@@ -1,0 +1,48 @@
+//! Integration tests: a real server on a random port, real HTTP, on both
+//! SQLite and PostgreSQL. Each scenario is written once and run per backend.
+
+mod helpers;
+mod scenarios;
+
+/// Generate one test per scenario and backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::scenarios::$name(crate::helpers::spawn_app(crate::helpers::Db::Sqlite).await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::scenarios::$name(crate::helpers::spawn_app(crate::helpers::Db::Postgres).await).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    eu_submission_awaits_approval_and_queues_the_email,
+    non_eu_submission_goes_straight_to_erasing,
+    idempotent_replay_returns_the_same_request_and_one_row,
+    reused_idempotency_key_with_another_body_is_422,
+    second_open_request_for_a_subject_returns_the_first,
+    concurrent_cancels_give_one_200_and_one_409,
+    cancel_rules_follow_the_state_machine,
+    other_tenants_see_404,
+    garbage_bodies_get_json_4xx_and_change_nothing,
+    batch_is_all_or_nothing_with_per_item_results,
+    list_filters_and_paginates_with_a_stable_cursor,
+    subject_status_says_whether_to_keep_the_account,
+    admin_api_manages_tenants_and_keys,
+    revoked_keys_stop_working_at_once,
+    audit_verify_passes_and_catches_a_hand_edit,
+    health_and_readiness,
+);
+
+mod cli;

@@ -1,0 +1,761 @@
+//! Scenarios, each run on SQLite and on PostgreSQL.
+
+use lethe::domain::RequestId;
+use lethe::store::jobs;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, TestApp, ADMIN_TOKEN};
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+async fn job_kinds(app: &TestApp, id: &str) -> Vec<String> {
+    let rid: RequestId = id.parse().unwrap();
+    app.store
+        .read(move |conn| jobs::for_request(conn, rid))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.kind)
+        .collect()
+}
+
+pub async fn eu_submission_awaits_approval_and_queues_the_email(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let r = app
+        .submit(&t, &json!({ "subject_id": "user-1", "subject_email": "jane@example.org", "initiator": "subject", "reason": "closing my account" }))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "awaiting_approval");
+    assert_eq!(v["keep_account_active"], true);
+    assert_eq!(v["subject_id"], "user-1");
+    assert_eq!(v["initiator"], "subject");
+    let received =
+        chrono::DateTime::parse_from_rfc3339(v["received_at"].as_str().unwrap()).unwrap();
+    let due = chrono::DateTime::parse_from_rfc3339(v["due_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        due.date_naive(),
+        lethe::domain::deadline::add_months(received.date_naive(), 1),
+        "due one calendar month after receipt"
+    );
+    assert_eq!(
+        job_kinds(&app, &id_of(&v)).await,
+        vec!["send_approval_email"]
+    );
+    // Read back as stored.
+    let got: Value = app
+        .get(&t, &format!("/v1/erasure-requests/{}", id_of(&v)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, v);
+}
+
+pub async fn non_eu_submission_goes_straight_to_erasing(app: TestApp) {
+    let t = app.create_tenant("none").await;
+    let r = app.submit(&t, &json!({ "subject_id": "user-9" })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "erasing");
+    assert_eq!(v["keep_account_active"], false);
+    assert_eq!(job_kinds(&app, &id_of(&v)).await, vec!["start_erasure"]);
+}
+
+pub async fn idempotent_replay_returns_the_same_request_and_one_row(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let body = json!({ "subject_id": "user-1" });
+    let send = || {
+        app.client
+            .post(app.url("/v1/erasure-requests"))
+            .bearer_auth(&t.key)
+            .header("Idempotency-Key", "req-0001")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let second = send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::CREATED);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(id_of(&first), id_of(&second));
+    assert_eq!(app.count("erasure_requests").await, 1);
+    assert_eq!(app.count("jobs").await, 1);
+}
+
+pub async fn reused_idempotency_key_with_another_body_is_422(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let post = |subject: &'static str| {
+        app.client
+            .post(app.url("/v1/erasure-requests"))
+            .bearer_auth(&t.key)
+            .header("Idempotency-Key", "k-1")
+            .json(&json!({ "subject_id": subject }))
+            .send()
+    };
+    assert_eq!(post("user-1").await.unwrap().status(), StatusCode::CREATED);
+    let r = post("user-2").await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(r).await, "idempotency_key_reused");
+    assert_eq!(app.count("erasure_requests").await, 1);
+}
+
+pub async fn second_open_request_for_a_subject_returns_the_first(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let a = app.submit(&t, &json!({ "subject_id": "user-1" })).await;
+    assert_eq!(a.status(), StatusCode::CREATED);
+    let a: Value = a.json().await.unwrap();
+    let b = app
+        .submit(
+            &t,
+            &json!({ "subject_id": "user-1", "initiator": "support" }),
+        )
+        .await;
+    assert_eq!(b.status(), StatusCode::OK);
+    assert_eq!(id_of(&b.json().await.unwrap()), id_of(&a));
+    // Once closed, the subject may be asked for again (they may have
+    // registered anew): a new request is created.
+    let c = app
+        .post_empty(&t, &format!("/v1/erasure-requests/{}/cancel", id_of(&a)))
+        .await;
+    assert_eq!(c.status(), StatusCode::OK);
+    let d = app.submit(&t, &json!({ "subject_id": "user-1" })).await;
+    assert_eq!(d.status(), StatusCode::CREATED);
+    assert_ne!(id_of(&d.json().await.unwrap()), id_of(&a));
+    // Concurrent duplicates still make one open request.
+    let body = json!({ "subject_id": "user-2" });
+    let results = futures::future::join_all((0..8).map(|_| app.submit(&t, &body))).await;
+    let ids: std::collections::BTreeSet<String> = {
+        let mut ids = std::collections::BTreeSet::new();
+        for r in results {
+            assert!(r.status().is_success());
+            ids.insert(id_of(&r.json().await.unwrap()));
+        }
+        ids
+    };
+    assert_eq!(ids.len(), 1);
+}
+
+pub async fn concurrent_cancels_give_one_200_and_one_409(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    for round in 0..5 {
+        let r: Value = app
+            .submit(&t, &json!({ "subject_id": format!("racer-{round}") }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let path = format!("/v1/erasure-requests/{}/cancel", id_of(&r));
+        let results =
+            futures::future::join_all(vec![app.post_empty(&t, &path), app.post_empty(&t, &path)])
+                .await;
+        let mut codes: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
+        codes.sort();
+        assert_eq!(codes, vec![200, 409], "round {round}");
+        let got: Value = app
+            .get(&t, &format!("/v1/erasure-requests/{}", id_of(&r)))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["state"], "cancelled");
+    }
+    let out = app.lethe_bin(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+pub async fn cancel_rules_follow_the_state_machine(app: TestApp) {
+    let t = app.create_tenant("none").await;
+    let r: Value = app
+        .submit(&t, &json!({ "subject_id": "u" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Erasure has started: too late to cancel.
+    let c = app
+        .post_empty(&t, &format!("/v1/erasure-requests/{}/cancel", id_of(&r)))
+        .await;
+    assert_eq!(c.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(c).await, "invalid_state");
+    // A reason may be given, and must be text.
+    let t2 = app.create_tenant("privacy_contact").await;
+    let r: Value = app
+        .submit(&t2, &json!({ "subject_id": "u" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = app.url(&format!("/v1/erasure-requests/{}/cancel", id_of(&r)));
+    let bad = app
+        .client
+        .post(&path)
+        .bearer_auth(&t2.key)
+        .json(&json!({ "reason": 7 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let ok = app
+        .client
+        .post(&path)
+        .bearer_auth(&t2.key)
+        .json(&json!({ "reason": "submitted by mistake" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let v: Value = ok.json().await.unwrap();
+    assert_eq!(v["state"], "cancelled");
+    assert!(v["closed_at"].is_string());
+}
+
+pub async fn other_tenants_see_404(app: TestApp) {
+    let a = app.create_tenant("privacy_contact").await;
+    let b = app.create_tenant("privacy_contact").await;
+    let r: Value = app
+        .submit(&a, &json!({ "subject_id": "shared-user" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = id_of(&r);
+    let g = app.get(&b, &format!("/v1/erasure-requests/{id}")).await;
+    assert_eq!(g.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(g).await, "not_found");
+    let c = app
+        .post_empty(&b, &format!("/v1/erasure-requests/{id}/cancel"))
+        .await;
+    assert_eq!(c.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.list(&b, "").await["data"].as_array().unwrap().len(), 0);
+    let s: Value = app
+        .get(&b, "/v1/subjects/shared-user")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["reason"], "no_erasure_requested");
+    assert!(s["request"].is_null());
+    // B may erase the same subject in its own tenant: a separate request.
+    let rb = app
+        .submit(&b, &json!({ "subject_id": "shared-user" }))
+        .await;
+    assert_eq!(rb.status(), StatusCode::CREATED);
+    assert_ne!(id_of(&rb.json().await.unwrap()), id);
+    // A's request is untouched.
+    let ga: Value = app
+        .get(&a, &format!("/v1/erasure-requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ga["state"], "awaiting_approval");
+    // No key, a wrong key, the admin token: 401.
+    for auth in [None, Some("lethe_sk_wrong"), Some(ADMIN_TOKEN)] {
+        let mut req = app
+            .client
+            .get(app.url(&format!("/v1/erasure-requests/{id}")));
+        if let Some(k) = auth {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        error_code(r).await;
+    }
+    // A tenant key cannot use the admin API.
+    let r = app
+        .client
+        .get(app.url("/v1/tenants"))
+        .bearer_auth(&a.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+pub async fn garbage_bodies_get_json_4xx_and_change_nothing(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("application/json", b"{".to_vec(), 400),
+        ("application/json", b"not json".to_vec(), 400),
+        ("application/json", b"[]".to_vec(), 422),
+        ("application/json", b"{}".to_vec(), 422),
+        ("application/json", br#"{"subject_id": 42}"#.to_vec(), 422),
+        (
+            "application/json",
+            br#"{"subject_id": "u", "extra": 1}"#.to_vec(),
+            422,
+        ),
+        ("application/json", br#"{"subject_id": ""}"#.to_vec(), 422),
+        (
+            "application/json",
+            br#"{"subject_id": "u", "initiator": "robot"}"#.to_vec(),
+            422,
+        ),
+        (
+            "application/json",
+            br#"{"subject_id": "u", "subject_email": "nope"}"#.to_vec(),
+            422,
+        ),
+        (
+            "application/json",
+            br#"{"subject_id": "u", "callback_url": "javascript:alert(1)"}"#.to_vec(),
+            422,
+        ),
+        (
+            "application/json",
+            format!(r#"{{"subject_id": "{}"}}"#, "x".repeat(300)).into_bytes(),
+            422,
+        ),
+        ("application/json", vec![0xff, 0xfe, 0x00], 400),
+        ("text/plain", br#"{"subject_id": "u"}"#.to_vec(), 415),
+        (
+            "application/json",
+            format!(
+                r#"{{"subject_id": "u", "reason": "{}"}}"#,
+                "y".repeat(100_000)
+            )
+            .into_bytes(),
+            413,
+        ),
+    ];
+    for (ct, body, status) in cases {
+        let r = app
+            .client
+            .post(app.url("/v1/erasure-requests"))
+            .bearer_auth(&t.key)
+            .header("content-type", ct)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            status,
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
+        error_code(r).await;
+    }
+    // Bad ids, cursors and queries.
+    for (path, status) in [
+        ("/v1/erasure-requests/not-a-uuid", 404),
+        (
+            "/v1/erasure-requests/00000000-0000-0000-0000-000000000000",
+            404,
+        ),
+        ("/v1/erasure-requests?cursor=garbage", 400),
+        ("/v1/erasure-requests?status=deleted", 400),
+        ("/v1/erasure-requests?limit=0", 400),
+        ("/v1/erasure-requests?limit=abc", 400),
+        ("/v1/erasure-requests?overdue=maybe", 400),
+        ("/v1/erasure-requests?colour=red", 400),
+    ] {
+        let r = app.get(&t, path).await;
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        error_code(r).await;
+    }
+    let bad_key = app
+        .client
+        .post(app.url("/v1/erasure-requests"))
+        .bearer_auth(&t.key)
+        .header("Idempotency-Key", "x".repeat(300))
+        .json(&json!({ "subject_id": "u" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_key.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.count("erasure_requests").await, 0);
+    assert_eq!(app.count("audit_events").await, 0);
+    assert_eq!(app.count("jobs").await, 0);
+}
+
+pub async fn batch_is_all_or_nothing_with_per_item_results(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let batch = |items: Vec<Value>| {
+        app.client
+            .post(app.url("/v1/erasure-requests/batch"))
+            .bearer_auth(&t.key)
+            .json(&json!({ "requests": items }))
+            .send()
+    };
+    // One bad item: nothing is written, and the error names the item.
+    let r = batch(vec![
+        json!({ "subject_id": "a" }),
+        json!({ "subject_id": "" }),
+        json!({ "subject_id": "c", "subject_email": "x" }),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = r.json().await.unwrap();
+    let details = v["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 2);
+    assert_eq!(details[0]["index"], 1);
+    assert_eq!(details[1]["index"], 2);
+    assert_eq!(app.count("erasure_requests").await, 0);
+    // Too many, or none.
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({ "subject_id": format!("s{i}") }))
+        .collect();
+    assert_eq!(
+        batch(too_many).await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        batch(vec![]).await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // An existing open request is returned as such.
+    let existing: Value = app
+        .submit(&t, &json!({ "subject_id": "s3" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items: Vec<Value> = (0..50)
+        .map(|i| json!({ "subject_id": format!("s{i}") }))
+        .collect();
+    let r = batch(items).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 50);
+    assert_eq!(v["created"], 49);
+    assert_eq!(results[3]["status"], 200);
+    assert_eq!(results[3]["outcome"], "existing_open_request");
+    assert_eq!(id_of(&results[3]["request"]), id_of(&existing));
+    let batch_id = v["batch_id"].as_str().unwrap();
+    assert_eq!(results[0]["request"]["batch_id"], batch_id);
+    assert_eq!(app.count("erasure_requests").await, 50);
+    // The full 1,000 fit.
+    let items: Vec<Value> = (0..1000)
+        .map(|i| json!({ "subject_id": format!("big-{i}"), "reason": "r".repeat(200) }))
+        .collect();
+    assert_eq!(batch(items).await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(app.count("erasure_requests").await, 1050);
+}
+
+pub async fn list_filters_and_paginates_with_a_stable_cursor(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let v: Value = app
+            .submit(&t, &json!({ "subject_id": format!("p{i}") }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(id_of(&v));
+    }
+    app.post_empty(&t, &format!("/v1/erasure-requests/{}/cancel", ids[1]))
+        .await;
+    // Pages of 3, newest first, no duplicates or gaps, even as new requests arrive.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("?limit=3&cursor={c}"),
+            None => "?limit=3".to_owned(),
+        };
+        let page = app.list(&t, &q).await;
+        if seen.is_empty() {
+            app.submit(&t, &json!({ "subject_id": "late-arrival" }))
+                .await;
+        }
+        for r in page["data"].as_array().unwrap() {
+            seen.push(id_of(r));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    let cancelled = app.list(&t, "?status=cancelled").await;
+    assert_eq!(cancelled["data"].as_array().unwrap().len(), 1);
+    assert_eq!(id_of(&cancelled["data"][0]), ids[1]);
+    let open = app.list(&t, "?status=awaiting_approval,pending").await;
+    assert_eq!(open["data"].as_array().unwrap().len(), 7);
+    // Overdue: push one request's deadline into the past.
+    app.sql(&format!(
+        "UPDATE erasure_requests SET due_at = '2020-01-01 00:00:00' WHERE id = '{}'",
+        ids[4]
+    ))
+    .await;
+    let overdue = app.list(&t, "?overdue=true").await;
+    assert_eq!(overdue["data"].as_array().unwrap().len(), 1);
+    assert_eq!(overdue["data"][0]["overdue"], true);
+    assert_eq!(
+        app.list(&t, "?overdue=false").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+}
+
+pub async fn subject_status_says_whether_to_keep_the_account(app: TestApp) {
+    let eu = app.create_tenant("privacy_contact").await;
+    let s: Value = app
+        .get(&eu, "/v1/subjects/user-7")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["keep_account_active"], true);
+    assert_eq!(s["reason"], "no_erasure_requested");
+    let r: Value = app
+        .submit(&eu, &json!({ "subject_id": "user-7" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let s: Value = app
+        .get(&eu, "/v1/subjects/user-7")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["keep_account_active"], true);
+    assert_eq!(s["reason"], "awaiting_approval");
+    assert_eq!(id_of(&s["request"]), id_of(&r));
+    let us = app.create_tenant("none").await;
+    app.submit(&us, &json!({ "subject_id": "user 7/ü" })).await;
+    let s: Value = app
+        .get(&us, "/v1/subjects/user%207%2F%C3%BC")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["keep_account_active"], false);
+    assert_eq!(s["reason"], "erasure_in_progress");
+    assert_eq!(s["subject_id"], "user 7/ü");
+}
+
+pub async fn admin_api_manages_tenants_and_keys(app: TestApp) {
+    // Without the token: 401; with a wrong one: 401.
+    let r = app.client.get(app.url("/v1/tenants")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .client
+        .get(app.url("/v1/tenants"))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A privacy_contact tenant needs a contact.
+    let r = app
+        .admin_post(
+            "/v1/tenants",
+            &json!({ "name": "X", "approval_policy": "privacy_contact" }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .admin_post(
+            "/v1/tenants",
+            &json!({ "name": "X", "approval_policy": "sometimes" }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let t = app.create_tenant("none").await;
+    let got: Value = app
+        .client
+        .get(app.url(&format!("/v1/tenants/{}", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["approval_policy"], "none");
+    // Switch to approval by a privacy contact.
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url(&format!("/v1/tenants/{}", t.id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let r = patch(json!({ "approval_policy": "privacy_contact" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = patch(json!({ "approval_policy": "privacy_contact", "privacy_contact": { "email": "dpo@x.example" }, "locale": "fr" }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["privacy_contact"]["email"], "dpo@x.example");
+    assert_eq!(v["locale"], "fr");
+    let r: Value = app
+        .submit(&t, &json!({ "subject_id": "after-switch" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "awaiting_approval");
+    // Unknown tenants.
+    let r = patch(json!({ "name": "y" })).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let missing = app
+        .client
+        .get(app.url("/v1/tenants/00000000-0000-7000-8000-000000000000"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .admin_post(
+            "/v1/tenants/00000000-0000-7000-8000-000000000000/api-keys",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Key listing never shows secrets.
+    let keys: Value = app
+        .client
+        .get(app.url(&format!("/v1/tenants/{}/api-keys", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1);
+    assert!(keys["data"][0]["key"].is_null());
+    assert!(!keys.to_string().contains(&t.key));
+    // Paginated tenant list.
+    let page: Value = app
+        .client
+        .get(app.url("/v1/tenants?limit=1"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+}
+
+pub async fn revoked_keys_stop_working_at_once(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    assert_eq!(
+        app.get(&t, "/v1/erasure-requests").await.status(),
+        StatusCode::OK
+    );
+    let keys: Value = app
+        .client
+        .get(app.url(&format!("/v1/tenants/{}/api-keys", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = keys["data"][0]["id"].as_str().unwrap();
+    let other = app.create_tenant("privacy_contact").await;
+    // Another tenant's path cannot revoke it.
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/tenants/{}/api-keys/{key_id}", other.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/tenants/{}/api-keys/{key_id}", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app.get(&t, "/v1/erasure-requests").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(r).await, "invalid_api_key");
+    assert_eq!(
+        app.get(&other, "/v1/erasure-requests").await.status(),
+        StatusCode::OK
+    );
+}
+
+pub async fn audit_verify_passes_and_catches_a_hand_edit(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let mut last = String::new();
+    for i in 0..3 {
+        let v: Value = app
+            .submit(&t, &json!({ "subject_id": format!("a{i}") }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        last = id_of(&v);
+    }
+    app.post_empty(&t, &format!("/v1/erasure-requests/{last}/cancel"))
+        .await;
+    let ok = app.lethe_bin(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("3 requests, 7 events"), "{stdout}");
+    // Someone rewrites history: the cancellation becomes an approval.
+    app.sql(&format!(
+        "UPDATE audit_events SET event = 'approve', to_state = 'erasing' WHERE request_id = '{last}' AND seq = 3"
+    ))
+    .await;
+    let bad = app.lethe_bin(&["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&last) && stdout.contains("event 3"),
+        "{stdout}"
+    );
+    // Deleting the last event is caught too.
+    app.sql(&format!(
+        "DELETE FROM audit_events WHERE request_id = '{last}' AND seq = 3"
+    ))
+    .await;
+    let bad = app.lethe_bin(&["audit", "verify"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+pub async fn health_and_readiness(app: TestApp) {
+    let h = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(h.status(), StatusCode::OK);
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["database"], "ok");
+    let nf = app
+        .client
+        .get(app.url("/no/such/thing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nf.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(nf).await, "not_found");
+    let _ = app.db;
+}
