@@ -470,6 +470,18 @@ def check_compose(df_facts: dict) -> None:
         and any(v.get("type") == "volume" for v in pgs.get("volumes", [])),
     )
 
+    # `condition: service_healthy` waits forever on a service without a
+    # health check: its own, or the HEALTHCHECK of the image it builds.
+    for name, svc in sorted(services.items()):
+        for dep, how in sorted((svc.get("depends_on") or {}).items()):
+            if how.get("condition") != "service_healthy":
+                continue
+            target = services.get(dep) or {}
+            has = bool(target.get("healthcheck", {}).get("test")) or (
+                dep in built and bool(df_facts.get("healthcheck"))
+            )
+            check(f"{name} waits for {dep} to be healthy: {dep} has a health check", has)
+
     # Load balancer: nginx's upstreams are the replicas, on lethe's port.
     lb = services.get("lb")
     if lb:
