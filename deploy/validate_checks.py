@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import json
 import os
 import re
@@ -342,8 +343,6 @@ def check_dockerignore() -> None:
         f"patterns {pats}",
     )
     needed = ["Cargo.toml", "Cargo.lock", "src", "migrations"]
-    import fnmatch
-
     dropped = [n for n in needed if any(fnmatch.fnmatch(n, p) for p in pats if not p.startswith("!"))]
     check("keeps what the build needs (Cargo.toml, Cargo.lock, src, migrations)", not dropped, f"excluded: {dropped}")
 
@@ -398,16 +397,20 @@ def check_compose(df_facts: dict) -> None:
     binary = compose_binary()
     if not check("docker-compose available for the resolved model", binary is not None):
         return
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_")}
     env.update(
         LETHE_SECRET_KEY=base64.b64encode(b"k" * 32).decode(),
         LETHE_ADMIN_TOKEN="validate-admin-token-0123456789",
-        # No ~/.docker context needed, none consulted.
-        DOCKER_CONFIG=tempfile.mkdtemp(prefix="lethe-validate-"),
     )
-    out = subprocess.run(
-        [binary, "-f", str(path), "config", "--format", "json"], capture_output=True, text=True, env=env
-    )
+    with tempfile.TemporaryDirectory(prefix="lethe-validate-") as docker_config:
+        # The caller's ~/.docker (contexts, credentials) is not consulted.
+        env["DOCKER_CONFIG"] = docker_config
+        out = subprocess.run(
+            [binary, "--env-file", os.devnull, "-f", str(path), "config", "--format", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
     if not check("docker-compose resolves the model", out.returncode == 0, out.stderr.strip()):
         return
     model = json.loads(out.stdout)
