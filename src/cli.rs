@@ -72,6 +72,9 @@ pub struct TenantCreate {
     /// Language of emails and pages for this tenant.
     #[arg(long, value_enum, default_value = "en")]
     pub locale: LocaleArg,
+    /// Email data subjects about their request (receipt, rejection, completion).
+    #[arg(long)]
+    pub notify_subject: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,9 +178,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 LocaleArg::De => Locale::De,
                 LocaleArg::Fr => Locale::Fr,
             };
-            let settings =
+            let mut settings =
                 TenantSettings::new(Name::parse("--name", &c.name)?, policy, contact, locale)
                     .map_err(|e| anyhow::anyhow!("--contact-email: {}", e.message))?;
+            settings.notify_subject = c.notify_subject;
             let tenant = admin::create_tenant(&store, settings).await?;
             println!("{}", tenant.id);
         }

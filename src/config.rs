@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use rand::RngCore;
 
+use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::secret::Secret;
 use crate::domain::subject_key::SubjectKey;
 use crate::store::{Backend, DatabaseUrl, StoreOptions};
@@ -28,6 +29,14 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_ADMIN_TOKEN", "(none)", "Bearer token of the admin API (`/v1/tenants`); unset: the admin API is disabled (use the CLI). At least 16 characters."),
     ("LETHE_SECRET_KEY", "(generated)", "Server secret (base64 or hex, at least 32 bytes) keying the subject hashes kept after scrubbing. Required with PostgreSQL; with SQLite it is generated into LETHE_SECRET_KEY_FILE."),
     ("LETHE_SECRET_KEY_FILE", "<database file>.key", "File holding the server secret when LETHE_SECRET_KEY is not set."),
+    ("LETHE_MAIL_FROM", "lethe <lethe@localhost>", "From address of every email lethe sends."),
+    ("LETHE_MAIL_SUBJECT_PREFIX", "[Erasure request]", "Start of the subject line of approval emails."),
+    ("LETHE_SMTP_TIMEOUT_SECS", "15", "Timeout of one SMTP conversation."),
+    ("LETHE_APPROVAL_LINK_TTL_DAYS", "14", "Days an approval link stays valid."),
+    ("LETHE_REMINDER_DAYS", "3,7", "Days after the approval email at which the privacy contact is reminded (a new link; the old one is voided). Empty: no reminders."),
+    ("LETHE_ESCALATE_DAYS_BEFORE_DUE", "7", "An undecided request is flagged for support this many days before its deadline."),
+    ("LETHE_JOB_WORKERS", "4", "Background workers per process (email, reminders, erasure calls); 0 runs none."),
+    ("LETHE_JOB_POLL_MS", "1000", "How often idle workers look for due jobs."),
     ("LETHE_DB_POOL_SIZE", "16", "PostgreSQL connections per process."),
     ("LETHE_SQLITE_SYNCHRONOUS", "full", "`full` (survives power loss) or `normal` (survives a process crash; faster)."),
     ("LETHE_HTTP_WORKERS", "(cores)", "HTTP worker threads."),
@@ -74,6 +83,12 @@ pub struct Settings {
     pub subject_key: SubjectKey,
     pub store: StoreOptions,
     pub http_workers: Option<usize>,
+    pub mail_from: lettre::message::Mailbox,
+    pub mail_subject_prefix: String,
+    pub smtp_timeout: Duration,
+    pub workflow: WorkflowPolicy,
+    pub job_workers: usize,
+    pub job_poll: Duration,
     pub log_filter: String,
     pub log_format: LogFormat,
 }
@@ -265,6 +280,38 @@ impl Settings {
             "json" => Ok(LogFormat::Json),
             _ => Err(format!("must be text or json (got {v:?})")),
         })?;
+        let mail_from = src.parse(
+            "LETHE_MAIL_FROM",
+            "lethe <lethe@localhost>".parse().expect("valid"),
+            |v| {
+                v.parse::<lettre::message::Mailbox>()
+                    .map_err(|e| format!("must be an address like \"lethe <privacy@example.org>\" ({e})"))
+            },
+        )?;
+        let mail_subject_prefix = src.parse("LETHE_MAIL_SUBJECT_PREFIX", "[Erasure request]".to_owned(), |v| {
+            if v.chars().any(|c| c.is_control()) || v.len() > 100 {
+                return Err("must be one line of at most 100 characters".into());
+            }
+            Ok(v.to_owned())
+        })?;
+        let smtp_timeout = src.parse("LETHE_SMTP_TIMEOUT_SECS", Duration::from_secs(15), |v| {
+            number(v, 1, 600).map(Duration::from_secs)
+        })?;
+        let link_ttl_days = src.parse("LETHE_APPROVAL_LINK_TTL_DAYS", 14, |v| number(v, 1, 90).map(|n| n as u32))?;
+        let reminder_days = src.parse("LETHE_REMINDER_DAYS", vec![3, 7], |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| number(p, 1, 90).map(|n| n as u32))
+                .collect::<Result<Vec<u32>, String>>()
+                .map_err(|_| format!("must be a comma-separated list of days from 1 to 90 (got {v:?})"))
+        })?;
+        let escalate_before_days =
+            src.parse("LETHE_ESCALATE_DAYS_BEFORE_DUE", 7, |v| number(v, 0, 60).map(|n| n as u32))?;
+        let job_workers = src.parse("LETHE_JOB_WORKERS", 4, |v| number(v, 0, 64).map(|n| n as usize))?;
+        let job_poll = src.parse("LETHE_JOB_POLL_MS", Duration::from_millis(1000), |v| {
+            number(v, 10, 60_000).map(Duration::from_millis)
+        })?;
         let subject_key = load_subject_key(src, &database_url)?;
         Ok(Self {
             bind,
@@ -280,9 +327,26 @@ impl Settings {
                 ..StoreOptions::default()
             },
             http_workers,
+            mail_from,
+            mail_subject_prefix,
+            smtp_timeout,
+            workflow: WorkflowPolicy {
+                reminder_days,
+                escalate_before_days,
+                link_ttl_days,
+            },
+            job_workers,
+            job_poll,
             log_filter,
             log_format,
         })
+    }
+}
+
+fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a number from {min} to {max} (got {v:?})")),
     }
 }
 
@@ -385,6 +449,9 @@ mod tests {
             ("LETHE_DB_POOL_SIZE", "0"),
             ("LETHE_LOG_FORMAT", "xml"),
             ("LETHE_SECRET_KEY", "dG9vc2hvcnQ="),
+            ("LETHE_MAIL_FROM", "not an address"),
+            ("LETHE_REMINDER_DAYS", "3,x"),
+            ("LETHE_JOB_WORKERS", "-1"),
         ] {
             let mut pairs = vec![key()];
             pairs.push((name, value));

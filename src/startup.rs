@@ -2,6 +2,7 @@
 //! and `port()` tells the real one), then run until stopped.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
@@ -9,7 +10,9 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::{Settings, SHUTDOWN_GRACE};
 use crate::domain::secret::SecretDigest;
+use crate::email::Mailer;
 use crate::http::{self, AppState};
+use crate::jobs::{JobContext, Runner};
 use crate::store::{Store, StoreError};
 use crate::telemetry;
 
@@ -17,6 +20,9 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    runner: Runner,
+    workers: usize,
+    poll: Duration,
 }
 
 impl Application {
@@ -27,6 +33,20 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "migrations applied");
         }
+        let mailer = Mailer::new(
+            settings.smtp_url.as_ref(),
+            &settings.outbox_dir,
+            settings.mail_from.clone(),
+            settings.smtp_timeout,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        let runner = Runner::new(JobContext {
+            store: store.clone(),
+            mailer,
+            public_url: settings.public_url.clone(),
+            subject_prefix: settings.mail_subject_prefix.clone(),
+            workflow: settings.workflow.clone(),
+        });
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("LETHE_BIND: cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -37,29 +57,29 @@ impl Application {
                 .admin_token
                 .as_ref()
                 .map(|t| SecretDigest::of(t.expose())),
+            workflow: settings.workflow.clone(),
         };
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(Compress::default())
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Cache-Control", "no-store")),
-                )
+                .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .wrap(from_fn(telemetry::access_log))
                 .app_data(data.clone())
                 .configure(http::routes)
         })
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .listen(listener)?;
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
         if let Some(n) = settings.http_workers {
             server = server.workers(n);
         }
+        let server = server.listen(listener)?.run();
         Ok(Self {
             port,
-            server: server.run(),
+            server,
             store,
+            runner,
+            workers: settings.job_workers,
+            poll: settings.job_poll,
         })
     }
 
@@ -71,8 +91,28 @@ impl Application {
         &self.store
     }
 
+    /// The job runner, for driving background work step by step in tests.
+    pub fn runner(&self) -> Runner {
+        self.runner.clone()
+    }
+
+    /// Serve HTTP and run the job workers. On SIGTERM/SIGINT the server stops
+    /// accepting, finishes in-flight requests, then the workers finish their
+    /// current job and hand back their leases.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let workers = self.runner.spawn(self.workers, self.poll, stop_rx);
+        let result = self.server.await;
+        let _ = stop_tx.send(true);
+        let drain = async {
+            for w in workers {
+                let _ = w.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!("job workers did not stop within the grace period");
+        }
+        result
     }
 }
 

@@ -1,6 +1,7 @@
 //! The pure core of lethe: identifiers, validated values, the request state
 //! machine, deadlines and the audit hash chain. Nothing in here performs I/O.
 
+pub mod approval;
 pub mod audit;
 pub mod deadline;
 pub mod ids;

@@ -59,6 +59,14 @@ pub struct ErasureRequest {
     pub due_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The privacy contact's rejection code, if rejected.
+    pub decision_code: Option<String>,
+    /// Their explanation (scrubbed with the personal data).
+    pub decision_explanation: Option<String>,
+    /// Flagged for support: the deadline nears without a decision.
+    pub escalated_at: Option<DateTime<Utc>>,
+    /// The approval email could not be delivered.
+    pub delivery_failed_at: Option<DateTime<Utc>>,
 }
 
 impl ErasureRequest {

@@ -86,6 +86,9 @@ pub struct TenantSettings {
     pub policy: ApprovalPolicy,
     pub contact: Option<PrivacyContact>,
     pub locale: Locale,
+    /// Email the data subject (receipt, rejection, completion) when the
+    /// request carries their address.
+    pub notify_subject: bool,
 }
 
 impl TenantSettings {
@@ -106,6 +109,7 @@ impl TenantSettings {
             policy,
             contact,
             locale,
+            notify_subject: false,
         })
     }
 }

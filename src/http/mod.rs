@@ -2,10 +2,12 @@
 //! results to JSON; they never run background work themselves (jobs are
 //! written through the store).
 
+pub mod approvals;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod pages;
 pub mod requests;
 pub mod state;
 pub mod subjects;
@@ -35,6 +37,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(extract::path_config())
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/assets/lethe.css", web::get().to(pages::stylesheet))
+        .service(
+            web::resource("/approvals/{token}")
+                .route(web::get().to(approvals::show))
+                .route(web::post().to(approvals::decide)),
+        )
         .service(
             web::scope("/v1")
                 .service(

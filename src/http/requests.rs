@@ -16,7 +16,8 @@ use crate::domain::values::{
     CallbackUrl, EmailAddress, Initiator, InvalidValue, Reason, SubjectId,
 };
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
-use crate::store::requests::{self, ListFilter, Submission, Submitted};
+use crate::store::jobs::{self, JobRow};
+use crate::store::requests::{self, Change, ListFilter, Submission, Submitted};
 use crate::store::{tenants, StoreError};
 
 pub const MAX_BATCH: usize = 1000;
@@ -183,6 +184,7 @@ pub async fn submit(
     let subject_hash = state.subject_key.hash(key.tenant, &erasure.subject_id);
     let actor = key.actor();
     let tenant = key.tenant;
+    let workflow = state.workflow.clone();
     let outcome = state
         .store
         .write(move |conn| {
@@ -192,6 +194,8 @@ pub async fn submit(
                 Submission {
                     tenant,
                     policy: t.settings.policy,
+                    notify_subject: t.settings.notify_subject,
+                    workflow: &workflow,
                     actor,
                     erasure,
                     subject_hash,
@@ -263,12 +267,13 @@ pub async fn submit_batch(
         })
         .collect();
     let (tenant, actor) = (key.tenant, key.actor());
+    let workflow = state.workflow.clone();
     let outcomes = state
         .store
         .write(move |conn| {
             let t = tenants::get(conn, tenant)?;
             let now = deadline::now();
-            submissions
+            let outcomes = submissions
                 .into_iter()
                 .map(|(subject_hash, erasure, idempotency_key)| {
                     requests::submit(
@@ -276,6 +281,8 @@ pub async fn submit_batch(
                         Submission {
                             tenant,
                             policy: t.settings.policy,
+                            notify_subject: t.settings.notify_subject,
+                            workflow: &workflow,
                             actor: actor.clone(),
                             erasure,
                             subject_hash,
@@ -285,7 +292,28 @@ pub async fn submit_batch(
                         now,
                     )
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            // The privacy contact gets one email (and one set of reminders)
+            // for the whole batch.
+            let asks = outcomes.iter().any(|o| {
+                matches!(o, Submitted::Created(r) if r.state == RequestState::AwaitingApproval)
+            });
+            if asks {
+                let payload = serde_json::json!({ "batch_id": batch_id });
+                let f = workflow.follow_up(now, crate::domain::deadline::due_at(now));
+                let mut planned = vec![crate::domain::outbox::PlannedJob {
+                    kind: crate::domain::outbox::JobKind::SendBatchApprovalEmail,
+                    run_at: now,
+                    payload: payload.clone(),
+                }];
+                planned.extend(crate::domain::outbox::reminders(&f, payload));
+                let rows: Vec<JobRow> = planned
+                    .iter()
+                    .map(|p| JobRow::planned(p, Some(tenant), None, now))
+                    .collect();
+                jobs::enqueue(conn, &rows)?;
+            }
+            Ok(outcomes)
         })
         .await?;
     let now = deadline::now();
@@ -465,6 +493,7 @@ pub async fn cancel(
         None => false,
     };
     let (tenant, actor) = (key.tenant, key.actor());
+    let workflow = state.workflow.clone();
     let r = state
         .store
         .write(move |conn| {
@@ -472,15 +501,65 @@ pub async fn cancel(
                 conn,
                 tenant,
                 id,
-                Event::Cancel,
-                &actor,
-                Some(serde_json::json!({ "reason_given": has_reason }).to_string()),
+                Change {
+                    event: Event::Cancel,
+                    actor: &actor,
+                    detail: Some(serde_json::json!({ "reason_given": has_reason }).to_string()),
+                    decision: None,
+                },
+                &workflow,
                 deadline::now(),
             )
         })
         .await
         .map_err(request_not_found)?;
     Ok(HttpResponse::Ok().json(RequestView::new(&r, deadline::now())))
+}
+
+/// Send the privacy contact a fresh approval link (the old one is voided
+/// when the new one is issued).
+pub async fn resend_approval(
+    key: TenantKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: RequestId = parse_id(&path, "erasure request")?;
+    let (tenant, actor) = (key.tenant, key.actor());
+    let r = state
+        .store
+        .write(move |conn| {
+            let now = deadline::now();
+            let r = requests::get(conn, tenant, id)?;
+            if r.state != RequestState::AwaitingApproval {
+                return Err(crate::domain::TransitionError::NotAllowed {
+                    from: r.state,
+                    event: Event::RequestApproval,
+                }
+                .into());
+            }
+            let r = requests::note(conn, tenant, id, "approval_resend_requested", &actor, None, now)?;
+            let job = match r.batch_id {
+                Some(b) => JobRow::new(
+                    crate::domain::outbox::JobKind::SendBatchApprovalEmail,
+                    Some(tenant),
+                    None,
+                    serde_json::json!({ "batch_id": b }),
+                    now,
+                ),
+                None => JobRow::new(
+                    crate::domain::outbox::JobKind::SendApprovalEmail,
+                    Some(tenant),
+                    Some(id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            };
+            jobs::enqueue(conn, &[job])?;
+            Ok(r)
+        })
+        .await
+        .map_err(request_not_found)?;
+    Ok(HttpResponse::Accepted().json(RequestView::new(&r, deadline::now())))
 }
 
 #[cfg(test)]

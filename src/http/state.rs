@@ -1,5 +1,6 @@
 //! What every handler can reach.
 
+use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::secret::SecretDigest;
 use crate::domain::subject_key::SubjectKey;
 use crate::store::Store;
@@ -10,4 +11,5 @@ pub struct AppState {
     pub subject_key: SubjectKey,
     /// SHA-256 of the admin token; `None` disables the admin API.
     pub admin_token: Option<SecretDigest>,
+    pub workflow: WorkflowPolicy,
 }

@@ -32,6 +32,8 @@ pub struct NewTenantBody {
     pub privacy_contact: Option<ContactBody>,
     #[serde(default)]
     pub locale: Option<String>,
+    #[serde(default)]
+    pub notify_subject: Option<bool>,
 }
 
 /// `Some(None)` when the field is present and null, `None` when absent.
@@ -49,6 +51,7 @@ pub struct PatchTenantBody {
     #[serde(default, deserialize_with = "present")]
     pub privacy_contact: Option<Option<ContactBody>>,
     pub locale: Option<String>,
+    pub notify_subject: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +67,7 @@ pub struct TenantView {
     pub approval_policy: ApprovalPolicy,
     pub privacy_contact: Option<ContactView>,
     pub locale: Locale,
+    pub notify_subject: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -80,6 +84,7 @@ impl From<&Tenant> for TenantView {
                 email: c.email.as_str().to_owned(),
             }),
             locale: s.locale,
+            notify_subject: s.notify_subject,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -108,7 +113,7 @@ fn contact(c: &ContactBody) -> Result<PrivacyContact, InvalidValue> {
 
 impl NewTenantBody {
     pub fn into_settings(self) -> Result<TenantSettings, InvalidValue> {
-        TenantSettings::new(
+        let mut s = TenantSettings::new(
             Name::parse("name", &self.name)?,
             policy(&self.approval_policy)?,
             self.privacy_contact.as_ref().map(contact).transpose()?,
@@ -117,13 +122,15 @@ impl NewTenantBody {
                 .map(locale)
                 .transpose()?
                 .unwrap_or_default(),
-        )
+        )?;
+        s.notify_subject = self.notify_subject.unwrap_or(false);
+        Ok(s)
     }
 }
 
 impl PatchTenantBody {
     fn apply(self, current: &TenantSettings) -> Result<TenantSettings, InvalidValue> {
-        TenantSettings::new(
+        let mut s = TenantSettings::new(
             match &self.name {
                 Some(n) => Name::parse("name", n)?,
                 None => current.name.clone(),
@@ -141,7 +148,9 @@ impl PatchTenantBody {
                 Some(l) => locale(l)?,
                 None => current.locale,
             },
-        )
+        )?;
+        s.notify_subject = self.notify_subject.unwrap_or(current.notify_subject);
+        Ok(s)
     }
 }
 

@@ -137,6 +137,8 @@ enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pools: Arc<Pools>,
+    /// Woken after every committed write, so idle job workers look at once.
+    written: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug)]
@@ -193,6 +195,7 @@ impl Store {
         };
         Ok(Self {
             pools: Arc::new(pools),
+            written: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -221,7 +224,16 @@ impl Store {
         T: Send + 'static,
     {
         let store = self.clone();
-        run_blocking(move || store.write_blocking(f)).await
+        let result = run_blocking(move || store.write_blocking(f)).await;
+        if result.is_ok() {
+            self.written.notify_waiters();
+        }
+        result
+    }
+
+    /// Resolves after the next committed write through this handle.
+    pub fn written(&self) -> tokio::sync::futures::Notified<'_> {
+        self.written.notified()
     }
 
     pub fn read_blocking<T>(

@@ -6,11 +6,11 @@ use diesel::prelude::*;
 
 use super::schema::jobs;
 use super::{Conn, StoreError};
-use crate::domain::outbox::JobKind;
+use crate::domain::outbox::{JobKind, PlannedJob};
 use crate::domain::{JobId, RequestId, TenantId};
 use crate::with_conn;
 
-#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = jobs)]
 pub struct JobRow {
     pub id: String,
@@ -26,6 +26,7 @@ pub struct JobRow {
     pub created_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
     pub dead: bool,
+    pub locked_by: Option<String>,
 }
 
 impl JobRow {
@@ -50,7 +51,19 @@ impl JobRow {
             created_at: now.naive_utc(),
             finished_at: None,
             dead: false,
+            locked_by: None,
         }
+    }
+
+    pub fn planned(
+        p: &PlannedJob,
+        tenant: Option<TenantId>,
+        request: Option<RequestId>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut row = Self::new(p.kind, tenant, request, p.payload.clone(), now);
+        row.run_at = p.run_at.naive_utc();
+        row
     }
 }
 
@@ -71,4 +84,111 @@ pub fn for_request(conn: &mut Conn<'_>, request: RequestId) -> Result<Vec<JobRow
         .order(jobs::id.asc())
         .select(JobRow::as_select())
         .load(c))?)
+}
+
+/// Claim the next due job of one of `kinds` for `worker`, leasing it until
+/// `lease_until`. On PostgreSQL concurrent claimers skip each other's rows
+/// (`FOR UPDATE SKIP LOCKED`); SQLite has one writer, so the claiming UPDATE
+/// is atomic by itself. A job whose lease ran out (its worker died) is due again.
+pub fn claim(
+    conn: &mut Conn<'_>,
+    worker: &str,
+    kinds: &[JobKind],
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<JobRow>, StoreError> {
+    use diesel::sql_types::{Text, Timestamp};
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    // Kind names are our own constants, not input.
+    let kinds = kinds
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (now, lease_until) = (now.naive_utc(), lease_until.naive_utc());
+    let rows: Vec<JobRow> = match conn {
+        Conn::Pg(c) => diesel::sql_query(format!(
+            "UPDATE jobs SET lease_until = $1, attempts = attempts + 1, locked_by = $2 \
+             WHERE id = (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= $3 \
+             AND (lease_until IS NULL OR lease_until < $3) AND kind IN ({kinds}) \
+             ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *"
+        ))
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(worker)
+        .bind::<Timestamp, _>(now)
+        .load(&mut **c)?,
+        Conn::Sqlite(c) => diesel::sql_query(format!(
+            "UPDATE jobs SET lease_until = ?, attempts = attempts + 1, locked_by = ? \
+             WHERE id = (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= ? \
+             AND (lease_until IS NULL OR lease_until < ?) AND kind IN ({kinds}) \
+             ORDER BY run_at LIMIT 1) RETURNING *"
+        ))
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(worker)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .load(&mut **c)?,
+    };
+    Ok(rows.into_iter().next())
+}
+
+/// The job is done.
+pub fn complete(conn: &mut Conn<'_>, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    with_conn!(conn, |c| diesel::update(jobs::table.find(id))
+        .set((
+            jobs::finished_at.eq(Some(now.naive_utc())),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+            jobs::locked_by.eq(None::<String>),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Try again at `run_at`, keeping the error for support.
+pub fn retry_at(conn: &mut Conn<'_>, id: &str, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    with_conn!(conn, |c| diesel::update(jobs::table.find(id))
+        .set((
+            jobs::run_at.eq(run_at.naive_utc()),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+            jobs::locked_by.eq(None::<String>),
+            jobs::last_error.eq(Some(truncate(error))),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Give up on the job: it stays in the table, dead, for support to see.
+pub fn bury(conn: &mut Conn<'_>, id: &str, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    with_conn!(conn, |c| diesel::update(jobs::table.find(id))
+        .set((
+            jobs::dead.eq(true),
+            jobs::finished_at.eq(Some(now.naive_utc())),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+            jobs::locked_by.eq(None::<String>),
+            jobs::last_error.eq(Some(truncate(error))),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Hand back the leases a stopping worker still holds, so another worker can
+/// take them at once (their attempt is not counted).
+pub fn release(conn: &mut Conn<'_>, worker: &str) -> Result<usize, StoreError> {
+    Ok(with_conn!(conn, |c| diesel::update(
+        jobs::table
+            .filter(jobs::locked_by.eq(worker))
+            .filter(jobs::finished_at.is_null())
+    )
+    .set((
+        jobs::lease_until.eq(None::<NaiveDateTime>),
+        jobs::locked_by.eq(None::<String>),
+        jobs::attempts.eq(jobs::attempts - 1),
+    ))
+    .execute(c))?)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(1000).collect()
 }

@@ -6,6 +6,7 @@
 //! transaction each (`BEGIN IMMEDIATE` on SQLite's single writer connection).
 
 pub mod api_keys;
+pub mod approvals;
 pub mod audit;
 pub mod db;
 pub mod error;

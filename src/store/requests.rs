@@ -12,7 +12,7 @@ use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::audit::Actor;
 use crate::domain::deadline;
-use crate::domain::outbox::jobs_on_entering;
+use crate::domain::outbox::{jobs_on_entering, WorkflowPolicy};
 use crate::domain::request::{ErasureRequest, NewErasure};
 use crate::domain::state::transition;
 use crate::domain::tenant::ApprovalPolicy;
@@ -41,6 +41,10 @@ struct RequestRow {
     closed_at: Option<NaiveDateTime>,
     audit_seq: i64,
     audit_head: String,
+    decision_code: Option<String>,
+    decision_explanation: Option<String>,
+    escalated_at: Option<NaiveDateTime>,
+    delivery_failed_at: Option<NaiveDateTime>,
 }
 
 impl RequestRow {
@@ -84,14 +88,21 @@ impl RequestRow {
             due_at: utc(self.due_at),
             updated_at: utc(self.updated_at),
             closed_at: self.closed_at.map(utc),
+            decision_code: self.decision_code,
+            decision_explanation: self.decision_explanation,
+            escalated_at: self.escalated_at.map(utc),
+            delivery_failed_at: self.delivery_failed_at.map(utc),
         })
     }
 }
 
 /// One submission, as the API layer hands it over.
-pub struct Submission {
+pub struct Submission<'a> {
     pub tenant: TenantId,
     pub policy: ApprovalPolicy,
+    /// The tenant emails subjects about their requests.
+    pub notify_subject: bool,
+    pub workflow: &'a WorkflowPolicy,
     pub actor: Actor,
     pub erasure: NewErasure,
     /// Keyed hash of the subject id (see `domain::subject_key`).
@@ -154,7 +165,7 @@ fn open_for_subject(
 /// existing rows read, so the common path is three inserts.
 pub fn submit(
     conn: &mut Conn<'_>,
-    s: Submission,
+    s: Submission<'_>,
     now: DateTime<Utc>,
 ) -> Result<Submitted, StoreError> {
     let id = RequestId::new();
@@ -212,6 +223,10 @@ pub fn submit(
         closed_at: None,
         audit_seq: routed.seq,
         audit_head: routed.hash.clone(),
+        decision_code: None,
+        decision_explanation: None,
+        escalated_at: None,
+        delivery_failed_at: None,
     };
     let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
         .values(&row)
@@ -234,17 +249,13 @@ pub fn submit(
         ));
     }
     audit::insert(conn, &[received, routed])?;
-    let follow_up: Vec<JobRow> = jobs_on_entering(to)
+    let mut f = s.workflow.follow_up(now, deadline::due_at(now));
+    f.in_batch = s.batch_id.is_some();
+    f.notify_subject = s.notify_subject && e.subject_email.is_some();
+    f.on_submit = true;
+    let follow_up: Vec<JobRow> = jobs_on_entering(to, &f)
         .iter()
-        .map(|k| {
-            JobRow::new(
-                *k,
-                Some(s.tenant),
-                Some(id),
-                serde_json::json!({ "request_id": id }),
-                now,
-            )
-        })
+        .map(|p| JobRow::planned(p, Some(s.tenant), Some(id), now))
         .collect();
     jobs::enqueue(conn, &follow_up)?;
     Ok(Submitted::Created(row.into_domain()?))
@@ -270,20 +281,39 @@ pub fn get(
     load_row(conn, tenant, id)?.into_domain()
 }
 
-/// Apply `event` to a request with a compare-and-set on its state and chain
+/// A state change to apply.
+pub struct Change<'a> {
+    pub event: Event,
+    pub actor: &'a Actor,
+    /// Non-personal detail for the audit trail (JSON).
+    pub detail: Option<String>,
+    /// A rejection's code and explanation.
+    pub decision: Option<(&'a str, &'a str)>,
+}
+
+fn tenant_notifies(conn: &mut Conn<'_>, tenant: &str) -> Result<bool, StoreError> {
+    use super::schema::tenants;
+    Ok(with_conn!(conn, |c| tenants::table
+        .find(tenant)
+        .select(tenants::notify_subject)
+        .first::<bool>(c))?)
+}
+
+/// Apply a change to a request with a compare-and-set on its state and chain
 /// head: of two racing callers, one wins and the other gets a
-/// `TransitionError` for the state the winner left.
+/// `TransitionError` for the state the winner left. The audit event and the
+/// follow-up jobs are written in the same transaction.
 pub fn apply(
     conn: &mut Conn<'_>,
     tenant: TenantId,
     id: RequestId,
-    event: Event,
-    actor: &Actor,
-    detail: Option<String>,
+    change: Change<'_>,
+    workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<ErasureRequest, StoreError> {
     let row = load_row(conn, tenant, id)?;
     let from = row.state()?;
+    let event = change.event;
     let to = transition(from, event)?;
     let ev = audit::chain_event(
         tenant,
@@ -293,12 +323,16 @@ pub fn apply(
             from_state: Some(from.as_str()),
             to_state: to.as_str(),
             event: event.as_str(),
-            actor,
-            detail,
+            actor: change.actor,
+            detail: change.detail,
         },
         now,
     );
     let closed_at = (!to.is_open()).then(|| now.naive_utc());
+    let (code, explanation) = match change.decision {
+        Some((c, e)) => (Some(c.to_owned()), Some(e.to_owned())),
+        None => (row.decision_code.clone(), row.decision_explanation.clone()),
+    };
     let updated = with_conn!(conn, |c| diesel::update(
         er::table
             .filter(er::id.eq(&row.id))
@@ -311,6 +345,8 @@ pub fn apply(
         er::closed_at.eq(closed_at),
         er::audit_seq.eq(ev.seq),
         er::audit_head.eq(&ev.hash),
+        er::decision_code.eq(&code),
+        er::decision_explanation.eq(&explanation),
     ))
     .execute(c))?;
     if updated == 0 {
@@ -318,27 +354,104 @@ pub fn apply(
         let now_state = load_row(conn, tenant, id)?.state()?;
         return Err(transition(now_state, event)
             .err()
-            .unwrap_or(crate::domain::TransitionError::NotAllowed {
-                from: now_state,
-                event,
-            })
+            .unwrap_or(crate::domain::TransitionError::NotAllowed { from: now_state, event })
             .into());
     }
     audit::insert(conn, std::slice::from_ref(&ev))?;
-    let follow_up: Vec<JobRow> = jobs_on_entering(to)
+    let mut f = workflow.follow_up(now, utc(row.due_at));
+    f.in_batch = row.batch_id.is_some();
+    f.notify_subject = row.subject_email.is_some() && tenant_notifies(conn, &row.tenant_id)?;
+    let follow_up: Vec<JobRow> = jobs_on_entering(to, &f)
         .iter()
-        .map(|k| {
-            JobRow::new(
-                *k,
-                Some(tenant),
-                Some(id),
-                serde_json::json!({ "request_id": id }),
-                now,
-            )
-        })
+        .map(|p| JobRow::planned(p, Some(tenant), Some(id), now))
         .collect();
     jobs::enqueue(conn, &follow_up)?;
     load_row(conn, tenant, id)?.into_domain()
+}
+
+/// Record something that happened to a request without changing its state
+/// (an email sent, a reminder, an escalation), chained like any event.
+pub fn note(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ErasureRequest, StoreError> {
+    let row = load_row(conn, tenant, id)?;
+    let state = row.state()?;
+    let ev = audit::chain_event(
+        tenant,
+        id,
+        &row.head(),
+        EventSpec {
+            from_state: Some(state.as_str()),
+            to_state: state.as_str(),
+            event: what,
+            actor,
+            detail,
+        },
+        now,
+    );
+    let updated = with_conn!(conn, |c| diesel::update(
+        er::table
+            .filter(er::id.eq(&row.id))
+            .filter(er::audit_seq.eq(row.audit_seq))
+    )
+    .set((er::audit_seq.eq(ev.seq), er::audit_head.eq(&ev.hash)))
+    .execute(c))?;
+    if updated == 0 {
+        return Err(StoreError::Conflict("the request changed meanwhile, try again"));
+    }
+    audit::insert(conn, std::slice::from_ref(&ev))?;
+    load_row(conn, tenant, id)?.into_domain()
+}
+
+/// Mark an undecided request as escalated to support (once).
+pub fn mark_escalated(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, |c| diesel::update(
+        er::table
+            .filter(er::id.eq(id.to_string()))
+            .filter(er::escalated_at.is_null())
+    )
+    .set(er::escalated_at.eq(now.naive_utc()))
+    .execute(c))?;
+    Ok(n > 0)
+}
+
+/// Mark that the approval email could not be delivered.
+pub fn mark_delivery_failed(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    with_conn!(conn, |c| diesel::update(er::table.filter(er::id.eq(id.to_string())))
+        .set(er::delivery_failed_at.eq(now.naive_utc()))
+        .execute(c))?;
+    Ok(())
+}
+
+/// A request by id alone, for workers (which act across tenants).
+pub fn get_any(conn: &mut Conn<'_>, id: RequestId) -> Result<ErasureRequest, StoreError> {
+    let row: RequestRow = with_conn!(conn, |c| er::table
+        .find(id.to_string())
+        .select(RequestRow::as_select())
+        .first(c))?;
+    row.into_domain()
+}
+
+/// The requests of a batch still waiting for a decision, oldest first.
+pub fn batch_awaiting(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    batch: BatchId,
+) -> Result<Vec<ErasureRequest>, StoreError> {
+    let rows: Vec<RequestRow> = with_conn!(conn, |c| er::table
+        .filter(er::tenant_id.eq(tenant.to_string()))
+        .filter(er::batch_id.eq(batch.to_string()))
+        .filter(er::state.eq(RequestState::AwaitingApproval.as_str()))
+        .order(er::id.asc())
+        .select(RequestRow::as_select())
+        .load(c))?;
+    rows.into_iter().map(RequestRow::into_domain).collect()
 }
 
 /// Filters of the request list.

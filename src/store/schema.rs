@@ -11,6 +11,7 @@ diesel::table! {
         locale -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        notify_subject -> Bool,
     }
 }
 
@@ -46,6 +47,10 @@ diesel::table! {
         closed_at -> Nullable<Timestamp>,
         audit_seq -> BigInt,
         audit_head -> Text,
+        decision_code -> Nullable<Text>,
+        decision_explanation -> Nullable<Text>,
+        escalated_at -> Nullable<Timestamp>,
+        delivery_failed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -82,6 +87,21 @@ diesel::table! {
         created_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
         dead -> Bool,
+        locked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    approval_links (id) {
+        id -> Text,
+        tenant_id -> Text,
+        token_hash -> Text,
+        request_id -> Nullable<Text>,
+        batch_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        voided_at -> Nullable<Timestamp>,
     }
 }
 
@@ -90,5 +110,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     erasure_requests,
     audit_events,
-    jobs
+    jobs,
+    approval_links
 );

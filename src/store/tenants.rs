@@ -22,6 +22,7 @@ struct TenantRow {
     locale: String,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    notify_subject: bool,
 }
 
 pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
@@ -44,6 +45,7 @@ impl TenantRow {
             locale: s.locale.as_str().to_owned(),
             created_at: t.created_at.naive_utc(),
             updated_at: t.updated_at.naive_utc(),
+            notify_subject: s.notify_subject,
         }
     }
 
@@ -64,13 +66,14 @@ impl TenantRow {
             }),
             None => None,
         };
-        let settings = TenantSettings::new(
+        let mut settings = TenantSettings::new(
             Name::parse("name", &self.name).map_err(|_| corrupt("name"))?,
             policy,
             contact,
             Locale::parse(&self.locale).ok_or_else(|| corrupt("locale"))?,
         )
         .map_err(|_| corrupt("settings"))?;
+        settings.notify_subject = self.notify_subject;
         Ok(Tenant {
             id: self.id.parse().map_err(|_| corrupt("id"))?,
             settings,

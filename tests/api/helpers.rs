@@ -37,6 +37,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Store,
+    pub runner: lethe::jobs::Runner,
     pub db: Db,
     /// LETHE_DATABASE_URL of this test's database (for the CLI).
     pub database_url: String,
@@ -69,6 +70,11 @@ pub fn sources(pairs: &[(&str, String)]) -> Sources {
 }
 
 pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, &[]).await
+}
+
+/// Like `spawn_app`, with extra settings (e.g. `LETHE_SMTP_URL`).
+pub async fn spawn_app_with(db: Db, extra: &[(&'static str, String)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let (database_url, pg_db) = match db {
         Db::Sqlite => (
@@ -90,7 +96,7 @@ pub async fn spawn_app(db: Db) -> TestApp {
             (pg_url_for(&name), Some(name))
         }
     };
-    let settings = Settings::from_sources(&sources(&[
+    let settings = Settings::from_sources(&sources(&vec![
         ("LETHE_BIND", "127.0.0.1:0".into()),
         ("LETHE_DATABASE_URL", database_url.clone()),
         ("LETHE_ADMIN_TOKEN", ADMIN_TOKEN.into()),
@@ -100,18 +106,25 @@ pub async fn spawn_app(db: Db) -> TestApp {
             dir.path().join("outbox").display().to_string(),
         ),
         ("LETHE_HTTP_WORKERS", "2".into()),
-    ]))
+        // Tests drive background work step by step with `run_jobs`.
+        ("LETHE_JOB_WORKERS", "0".into()),
+    ]
+    .into_iter()
+    .chain(extra.iter().map(|(k, v)| (*k, v.clone())))
+    .collect::<Vec<_>>()))
     .expect("settings");
     let app = Application::build(&settings)
         .await
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.store().clone();
+    let runner = app.runner();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
         client: reqwest::Client::new(),
         store,
+        runner,
         db,
         database_url,
         dir,
@@ -210,6 +223,15 @@ impl TestApp {
         let r = self.get(t, &format!("/v1/erasure-requests{query}")).await;
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
+    }
+
+    /// Run every background job due now (or at `now + ahead`).
+    pub async fn run_jobs(&self) -> lethe::jobs::Pass {
+        self.runner.run_due(lethe::domain::deadline::now()).await.expect("jobs run")
+    }
+
+    pub async fn run_jobs_at(&self, at: chrono::DateTime<chrono::Utc>) -> lethe::jobs::Pass {
+        self.runner.run_due(at).await.expect("jobs run")
     }
 
     /// Run a SQL statement directly against this test's database.

@@ -43,7 +43,7 @@ pub async fn eu_submission_awaits_approval_and_queues_the_email(app: TestApp) {
     );
     assert_eq!(
         job_kinds(&app, &id_of(&v)).await,
-        vec!["send_approval_email"]
+        vec!["send_approval_email", "approval_reminder", "approval_reminder", "escalate_deadline"]
     );
     // Read back as stored.
     let got: Value = app
@@ -85,7 +85,7 @@ pub async fn idempotent_replay_returns_the_same_request_and_one_row(app: TestApp
     let second: Value = second.json().await.unwrap();
     assert_eq!(id_of(&first), id_of(&second));
     assert_eq!(app.count("erasure_requests").await, 1);
-    assert_eq!(app.count("jobs").await, 1);
+    assert_eq!(app.count("jobs").await, 4);
 }
 
 pub async fn reused_idempotency_key_with_another_body_is_422(app: TestApp) {

@@ -1,0 +1,140 @@
+//! Outgoing email: lettre over SMTP (STARTTLS/TLS, pooled, with timeouts) or,
+//! with no SMTP server configured, .eml files in a folder. Recipients never
+//! reach the log.
+
+pub mod texts;
+pub mod views;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::domain::values::EmailAddress;
+
+/// A rendered email, ready to send.
+#[derive(Clone)]
+pub struct OutgoingEmail {
+    pub to: EmailAddress,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The server refused for good (5xx, bad address): retrying will not help.
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+    /// Connection refused, timeout, 4xx: try again later.
+    #[error("temporary delivery failure: {0}")]
+    Temporary(String),
+}
+
+#[derive(Clone)]
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Folder(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+/// Sends mail. Cheap to clone (the SMTP pool is shared).
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// SMTP when `smtp_url` is set (`smtp://`, `smtp://...?tls=required` for
+    /// STARTTLS, `smtps://` for TLS, credentials in the URL), else a folder.
+    pub fn new(
+        smtp_url: Option<&url::Url>,
+        outbox_dir: &Path,
+        from: Mailbox,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let transport = match smtp_url {
+            Some(url) => {
+                let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
+                    .map_err(|e| format!("LETHE_SMTP_URL: {e}"))?
+                    .timeout(Some(timeout))
+                    .build();
+                Transport::Smtp(t)
+            }
+            None => Transport::Folder(AsyncFileTransport::new(outbox_dir), outbox_dir.to_path_buf()),
+        };
+        Ok(Self { transport, from })
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self.transport {
+            Transport::Smtp(_) => "smtp",
+            Transport::Folder(..) => "outbox folder",
+        }
+    }
+
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
+        let to: Mailbox = email
+            .to
+            .as_str()
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("the recipient address is not deliverable: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject.clone())
+            .multipart(MultiPart::alternative_plain_html(
+                email.text.clone(),
+                email.html.clone(),
+            ))
+            .map_err(|e| SendError::Permanent(format!("the message could not be built: {e}")))?;
+        match &self.transport {
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(classify),
+            Transport::Folder(t, dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| SendError::Temporary(format!("cannot create the outbox folder: {e}")))?;
+                t.send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| SendError::Temporary(format!("cannot write to the outbox folder: {e}")))
+            }
+        }
+    }
+}
+
+fn classify(e: SmtpError) -> SendError {
+    let message = redact_addresses(&e.to_string());
+    if e.is_permanent() {
+        SendError::Permanent(message)
+    } else {
+        SendError::Temporary(message)
+    }
+}
+
+/// Mail servers quote the recipient in their replies; keep addresses out of
+/// errors that reach logs and the job table.
+pub fn redact_addresses(s: &str) -> String {
+    s.split_inclusive(|c: char| c.is_whitespace())
+        .map(|w| {
+            if w.contains('@') {
+                let tail: String = w.chars().rev().take_while(|c| c.is_whitespace()).collect();
+                format!("<redacted>{tail}")
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_are_redacted_from_errors() {
+        let r = super::redact_addresses("550 5.1.1 <jane@example.org>: Recipient address rejected");
+        assert!(!r.contains("jane"));
+        assert!(r.starts_with("550 5.1.1 <redacted> Recipient"));
+    }
+}

@@ -1,0 +1,290 @@
+//! The privacy contact's pages: `GET /approvals/{token}` shows what is asked
+//! and changes nothing (mail scanners open links); `POST` records the decision.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use super::pages::page;
+use super::state::AppState;
+use crate::domain::approval::{Decision, LinkStatus, RejectionCode};
+use crate::domain::audit::{Actor, ActorKind};
+use crate::domain::deadline;
+use crate::domain::request::ErasureRequest;
+use crate::domain::secret::SecretDigest;
+use crate::domain::tenant::{Locale, Tenant};
+use crate::domain::{RequestId, RequestState};
+use crate::email::texts::{rejection_label, texts, Texts};
+use crate::email::views::ItemView;
+use crate::store::approvals::{self, Link, LinkTarget};
+use crate::store::requests::{self, Change};
+use crate::store::{tenants, Conn, StoreError};
+
+#[derive(Template)]
+#[template(path = "pages/approval.html")]
+struct ApprovalPage<'a> {
+    t: &'a Texts,
+    tenant: &'a str,
+    items: &'a [ItemView],
+    codes: Vec<(&'static str, &'static str)>,
+    action: &'a str,
+    errors: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+struct MessagePage<'a> {
+    t: &'a Texts,
+    title: &'a str,
+    message: &'a str,
+    class: &'a str,
+}
+
+fn message(status: StatusCode, locale: Locale, title: &str, text: &str, class: &str) -> HttpResponse {
+    let t = texts(locale);
+    match (MessagePage { t, title, message: text, class }).render() {
+        Ok(html) => page(status, html),
+        Err(e) => {
+            tracing::error!(error = %e, "page failed to render");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// Why a link cannot be used, as a page.
+fn unusable(status: LinkStatus, locale: Locale) -> HttpResponse {
+    let t = texts(locale);
+    let text = match status {
+        LinkStatus::Used => t.link_used,
+        LinkStatus::Voided => t.link_voided,
+        LinkStatus::Expired => t.link_expired,
+        LinkStatus::Usable => t.nothing_awaiting,
+    };
+    message(StatusCode::GONE, locale, t.page_title, text, "notice")
+}
+
+fn unknown() -> HttpResponse {
+    let t = texts(Locale::En);
+    message(StatusCode::NOT_FOUND, Locale::En, t.page_title, t.link_unknown, "errors")
+}
+
+fn unavailable(e: StoreError) -> HttpResponse {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "database unavailable");
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .body("The service is briefly unavailable; please try again in a moment.")
+    } else {
+        tracing::error!(error = %e, "approval page failed");
+        HttpResponse::InternalServerError().body("Something went wrong on our side; it has been logged.")
+    }
+}
+
+/// The link, its tenant and the requests it still decides.
+struct Loaded {
+    link: Link,
+    tenant: Tenant,
+    items: Vec<ErasureRequest>,
+}
+
+fn load(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Loaded>, StoreError> {
+    let Some(link) = approvals::find(conn, digest)? else {
+        return Ok(None);
+    };
+    let tenant = tenants::get(conn, link.tenant)?;
+    let items = match link.target {
+        LinkTarget::Request(id) => vec![requests::get_any(conn, id)?]
+            .into_iter()
+            .filter(|r| r.state == RequestState::AwaitingApproval)
+            .collect(),
+        LinkTarget::Batch(b) => requests::batch_awaiting(conn, link.tenant, b)?,
+    };
+    Ok(Some(Loaded { link, tenant, items }))
+}
+
+fn token_digest(token: &str) -> Option<SecretDigest> {
+    (token.len() <= 128 && token.starts_with(crate::domain::approval::TOKEN_PREFIX)).then(|| SecretDigest::of(token))
+}
+
+fn render_form(l: &Loaded, token: &str, errors: Vec<String>, status: StatusCode) -> HttpResponse {
+    let locale = l.tenant.settings.locale;
+    let items: Vec<ItemView> = l.items.iter().map(|r| ItemView::new(r, locale)).collect();
+    let codes = RejectionCode::ALL
+        .iter()
+        .map(|c| (c.as_str(), rejection_label(locale, *c)))
+        .collect();
+    let action = format!("/approvals/{token}");
+    let html = ApprovalPage {
+        t: texts(locale),
+        tenant: l.tenant.settings.name.as_str(),
+        items: &items,
+        codes,
+        action: &action,
+        errors,
+    }
+    .render();
+    match html {
+        Ok(html) => page(status, html),
+        Err(e) => {
+            tracing::error!(error = %e, "approval page failed to render");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+pub async fn show(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let token = path.into_inner();
+    let Some(digest) = token_digest(&token) else {
+        tracing::warn!("malformed approval token presented");
+        return unknown();
+    };
+    let loaded = match state.store.read(move |conn| load(conn, &digest)).await {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            tracing::warn!("unknown approval token presented");
+            return unknown();
+        }
+        Err(e) => return unavailable(e),
+    };
+    let status = loaded.link.status(deadline::now());
+    if status != LinkStatus::Usable || loaded.items.is_empty() {
+        return unusable(status, loaded.tenant.settings.locale);
+    }
+    render_form(&loaded, &token, Vec::new(), StatusCode::OK)
+}
+
+/// Read the posted form into one decision per request still awaiting one.
+fn decisions(form: &[(String, String)], l: &Loaded) -> Result<Vec<(RequestId, Decision)>, Vec<String>> {
+    let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let locale = l.tenant.settings.locale;
+    match get("action") {
+        Some("approve_all") => Ok(l.items.iter().map(|r| (r.id, Decision::Approve)).collect()),
+        Some("decide") => {
+            let mut out = Vec::new();
+            let mut errors = Vec::new();
+            for r in &l.items {
+                let id = r.id;
+                let who = ItemView::new(r, locale).subject_id;
+                let choice = get(&format!("decision_{id}")).unwrap_or("");
+                if choice.is_empty() {
+                    errors.push(format!("{who}: {}", texts(locale).decision));
+                    continue;
+                }
+                match Decision::parse(
+                    choice,
+                    get(&format!("reason_code_{id}")),
+                    get(&format!("explanation_{id}")),
+                ) {
+                    Ok(d) => out.push((id, d)),
+                    Err(e) => errors.push(format!("{who}: {} {}", field_label(e.field, locale), e.message)),
+                }
+            }
+            if errors.is_empty() {
+                Ok(out)
+            } else {
+                Err(errors)
+            }
+        }
+        _ => Err(vec!["unknown action".to_owned()]),
+    }
+}
+
+fn field_label(field: &str, locale: Locale) -> &'static str {
+    let t = texts(locale);
+    match field {
+        "reason_code" => t.reason_code,
+        "explanation" => t.explanation,
+        _ => t.decision,
+    }
+}
+
+enum Decided {
+    Unknown,
+    Unusable(LinkStatus, Locale),
+    Invalid(Box<Loaded>, Vec<String>),
+    Done(Locale, usize, usize),
+}
+
+pub async fn decide(state: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let token = path.into_inner();
+    let Some(digest) = token_digest(&token) else {
+        tracing::warn!("malformed approval token presented");
+        return unknown();
+    };
+    let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(_) => return HttpResponse::BadRequest().body("The form could not be read."),
+    };
+    let workflow = state.workflow.clone();
+    let outcome = state
+        .store
+        .write(move |conn| {
+            let Some(l) = load(conn, &digest)? else {
+                return Ok(Decided::Unknown);
+            };
+            let now = deadline::now();
+            let locale = l.tenant.settings.locale;
+            let status = l.link.status(now);
+            if status != LinkStatus::Usable || l.items.is_empty() {
+                return Ok(Decided::Unusable(status, locale));
+            }
+            let chosen = match decisions(&form, &l) {
+                Ok(d) => d,
+                Err(errors) => return Ok(Decided::Invalid(Box::new(l), errors)),
+            };
+            // One use: of two racing submissions, only one gets the link.
+            if !approvals::mark_used(conn, &l.link.id, now)? {
+                return Ok(Decided::Unusable(LinkStatus::Used, locale));
+            }
+            let actor = Actor::new(ActorKind::PrivacyContact, format!("link:{}", l.link.id));
+            let (mut approved, mut rejected) = (0, 0);
+            for (id, d) in &chosen {
+                let (detail, decision) = match d {
+                    Decision::Approve => (serde_json::json!({ "link_id": l.link.id }), None),
+                    Decision::Reject { code, explanation } => (
+                        serde_json::json!({ "link_id": l.link.id, "reason_code": code.as_str() }),
+                        Some((code.as_str(), explanation.as_str())),
+                    ),
+                };
+                requests::apply(
+                    conn,
+                    l.link.tenant,
+                    *id,
+                    Change {
+                        event: d.event(),
+                        actor: &actor,
+                        detail: Some(detail.to_string()),
+                        decision,
+                    },
+                    &workflow,
+                    now,
+                )?;
+                match d {
+                    Decision::Approve => approved += 1,
+                    Decision::Reject { .. } => rejected += 1,
+                }
+            }
+            Ok(Decided::Done(locale, approved, rejected))
+        })
+        .await;
+    match outcome {
+        Ok(Decided::Unknown) => {
+            tracing::warn!("unknown approval token presented");
+            unknown()
+        }
+        Ok(Decided::Unusable(status, locale)) => unusable(status, locale),
+        Ok(Decided::Invalid(l, errors)) => render_form(&l, &token, errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Ok(Decided::Done(locale, approved, rejected)) => {
+            let t = texts(locale);
+            let text = match (approved, rejected) {
+                (_, 0) => t.done_approved,
+                (0, _) => t.done_rejected,
+                _ => t.done_mixed,
+            };
+            message(StatusCode::OK, locale, t.done_title, text, "done")
+        }
+        // A racing decision moved a request first: the link was not used.
+        Err(StoreError::Transition(_)) => unusable(LinkStatus::Used, Locale::En),
+        Err(e) => unavailable(e),
+    }
+}

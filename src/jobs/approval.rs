@@ -1,0 +1,198 @@
+//! Approval emails, reminders and deadline escalation.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{payload, request_of, JobContext, JobError};
+use crate::domain::approval::TOKEN_PREFIX;
+use crate::domain::audit::Actor;
+use crate::domain::outbox::JobKind;
+use crate::domain::request::ErasureRequest;
+use crate::domain::secret::Secret;
+use crate::domain::tenant::Tenant;
+use crate::domain::{BatchId, RequestId, RequestState, TenantId};
+use crate::email::views::{self, ApprovalMail};
+use crate::email::SendError;
+use crate::store::approvals::{self, LinkTarget};
+use crate::store::jobs::JobRow;
+use crate::store::{requests, tenants, StoreError};
+
+fn mail_error(e: SendError) -> JobError {
+    match e {
+        SendError::Permanent(m) => JobError::Permanent(m),
+        SendError::Temporary(m) => JobError::Retry(m),
+    }
+}
+
+/// Record an event on a request, retrying if a concurrent write moved its
+/// chain head. Failure is logged, not returned: the email it records was sent.
+pub(super) async fn note(ctx: &JobContext, tenant: TenantId, id: RequestId, what: &'static str, detail: serde_json::Value) {
+    for _ in 0..5 {
+        let detail = Some(detail.to_string());
+        let r = ctx
+            .store
+            .write(move |conn| {
+                requests::note(conn, tenant, id, what, &Actor::system("worker"), detail, crate::domain::deadline::now())
+            })
+            .await;
+        match r {
+            Ok(_) => return,
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => {
+                tracing::error!(request = %id, event = what, error = %e, "could not record an audit event");
+                return;
+            }
+        }
+    }
+}
+
+async fn load(ctx: &JobContext, id: RequestId) -> Result<(ErasureRequest, Tenant), JobError> {
+    Ok(ctx
+        .store
+        .read(move |conn| {
+            let r = requests::get_any(conn, id)?;
+            let t = tenants::get(conn, r.tenant_id)?;
+            Ok((r, t))
+        })
+        .await?)
+}
+
+/// Issue a link for `target`, email it with `requests`, and record it.
+async fn mail_link(
+    ctx: &JobContext,
+    tenant: &Tenant,
+    target: LinkTarget,
+    requests: &[ErasureRequest],
+    now: DateTime<Utc>,
+    reminder: bool,
+) -> Result<(), JobError> {
+    let contact = tenant
+        .settings
+        .contact
+        .clone()
+        .ok_or_else(|| JobError::Permanent("the tenant has no privacy contact".into()))?;
+    let token = Secret::generate(TOKEN_PREFIX);
+    let expires_at = now + Duration::days(i64::from(ctx.workflow.link_ttl_days));
+    let digest = token.digest();
+    let tenant_id = tenant.id;
+    let link_id = ctx
+        .store
+        .write(move |conn| approvals::create(conn, tenant_id, target, &digest, now, expires_at))
+        .await?;
+    let link = ctx
+        .public_url
+        .join(&format!("approvals/{}", token.expose()))
+        .map_err(|e| JobError::Permanent(format!("LETHE_PUBLIC_URL cannot form a link: {e}")))?;
+    let email = views::approval(&ApprovalMail {
+        tenant,
+        to: &contact.email,
+        requests,
+        link: link.as_str(),
+        expires_at,
+        reminder,
+        subject_prefix: &ctx.subject_prefix,
+    })
+    .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
+    ctx.mailer.send(&email).await.map_err(mail_error)?;
+    let what = if reminder { "approval_reminder_sent" } else { "approval_email_sent" };
+    for r in requests {
+        note(ctx, tenant.id, r.id, what, serde_json::json!({ "link_id": link_id })).await;
+    }
+    Ok(())
+}
+
+pub(super) async fn send_for_request(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>, reminder: bool) -> Result<(), JobError> {
+    let (request, tenant) = load(ctx, request_of(job)?).await?;
+    if request.state != RequestState::AwaitingApproval {
+        return Ok(()); // decided or withdrawn meanwhile: nothing to ask
+    }
+    let target = LinkTarget::Request(request.id);
+    mail_link(ctx, &tenant, target, std::slice::from_ref(&request), now, reminder).await
+}
+
+fn batch_of(job: &JobRow) -> Result<(TenantId, BatchId), JobError> {
+    let p = payload(job)?;
+    let batch = p["batch_id"]
+        .as_str()
+        .and_then(|b| b.parse().ok())
+        .ok_or_else(|| JobError::Permanent("the job names no batch".into()))?;
+    let tenant = job
+        .tenant_id
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| JobError::Permanent("the job names no tenant".into()))?;
+    Ok((tenant, batch))
+}
+
+pub(super) async fn send_for_batch(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>, reminder: bool) -> Result<(), JobError> {
+    let (tenant_id, batch) = batch_of(job)?;
+    let (items, tenant) = ctx
+        .store
+        .read(move |conn| Ok((requests::batch_awaiting(conn, tenant_id, batch)?, tenants::get(conn, tenant_id)?)))
+        .await?;
+    if items.is_empty() {
+        return Ok(());
+    }
+    mail_link(ctx, &tenant, LinkTarget::Batch(batch), &items, now, reminder).await
+}
+
+pub(super) async fn remind(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>) -> Result<(), JobError> {
+    if job.request_id.is_some() {
+        send_for_request(ctx, job, now, true).await
+    } else {
+        send_for_batch(ctx, job, now, true).await
+    }
+}
+
+pub(super) async fn escalate(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>) -> Result<(), JobError> {
+    let (request, _) = load(ctx, request_of(job)?).await?;
+    if !request.state.keeps_account_active() {
+        return Ok(()); // decided meanwhile
+    }
+    let id = request.id;
+    let first = ctx.store.write(move |conn| requests::mark_escalated(conn, id, now)).await?;
+    if first {
+        tracing::warn!(request = %id, "undecided request near its deadline: escalated to support");
+        note(ctx, request.tenant_id, id, "escalated_to_support", serde_json::json!({ "due_at": request.due_at })).await;
+    }
+    Ok(())
+}
+
+/// A job is buried: make an undeliverable approval email visible.
+pub(super) async fn on_dead(
+    ctx: &JobContext,
+    kind: JobKind,
+    job: &JobRow,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if !matches!(
+        kind,
+        JobKind::SendApprovalEmail | JobKind::SendBatchApprovalEmail | JobKind::ApprovalReminder
+    ) {
+        return Ok(());
+    }
+    let ids: Vec<(TenantId, RequestId)> = match (request_of(job), batch_of(job)) {
+        (Ok(id), _) => match ctx.store.read(move |conn| requests::get_any(conn, id)).await {
+            Ok(r) => vec![(r.tenant_id, r.id)],
+            Err(_) => vec![],
+        },
+        (_, Ok((tenant, batch))) => ctx
+            .store
+            .read(move |conn| requests::batch_awaiting(conn, tenant, batch))
+            .await?
+            .into_iter()
+            .map(|r| (r.tenant_id, r.id))
+            .collect(),
+        _ => vec![],
+    };
+    for (tenant, id) in ids {
+        ctx.store.write(move |conn| requests::mark_delivery_failed(conn, id, now)).await?;
+        let class = if error.starts_with("permanent") || job.attempts < job.max_attempts {
+            "rejected_by_mail_server"
+        } else {
+            "retries_exhausted"
+        };
+        note(ctx, tenant, id, "approval_email_failed", serde_json::json!({ "failure": class, "job": kind.as_str() })).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Background work from the durable job table: claim a due job, run its
+//! handler, then complete it, retry it later (exponential backoff with
+//! jitter) or, after its last attempt or a permanent failure, bury it where
+//! support sees it. Nothing is dropped silently.
+
+mod approval;
+mod notices;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+use crate::domain::deadline;
+use crate::domain::outbox::{backoff, JobKind, WorkflowPolicy};
+use crate::email::Mailer;
+use crate::store::jobs::{self, JobRow};
+use crate::store::{Store, StoreError};
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another try later.
+    #[error("{0}")]
+    Retry(String),
+    /// Will never succeed; give up now.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        JobError::Retry(e.to_string())
+    }
+}
+
+/// What handlers need.
+pub struct JobContext {
+    pub store: Store,
+    pub mailer: Mailer,
+    pub public_url: url::Url,
+    pub subject_prefix: String,
+    pub workflow: WorkflowPolicy,
+}
+
+/// The kinds this build can run. A kind without a handler stays queued.
+pub const HANDLED: &[JobKind] = &[
+    JobKind::SendApprovalEmail,
+    JobKind::SendBatchApprovalEmail,
+    JobKind::ApprovalReminder,
+    JobKind::EscalateDeadline,
+    JobKind::NotifySubject,
+];
+
+/// How long a claimed job is leased before another worker may take it.
+const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+#[derive(Clone)]
+pub struct Runner {
+    ctx: Arc<JobContext>,
+    worker: String,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub done: usize,
+    pub retried: usize,
+    pub buried: usize,
+}
+
+impl Runner {
+    pub fn new(ctx: JobContext) -> Self {
+        Self {
+            ctx: Arc::new(ctx),
+            worker: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+        }
+    }
+
+    /// Run every job due at `now`, one after another, until none is left.
+    /// Tests drive the workflow with this; workers call it in a loop.
+    pub async fn run_due(&self, now: DateTime<Utc>) -> Result<Pass, StoreError> {
+        let mut pass = Pass::default();
+        // A job retried for `now` is not run again in the same pass.
+        let mut seen = std::collections::HashSet::new();
+        while let Some(job) = self.claim(now).await? {
+            if !seen.insert(job.id.clone()) {
+                self.release().await?;
+                break;
+            }
+            match self.run_one(job, now).await? {
+                Outcome::Done => pass.done += 1,
+                Outcome::Retried => pass.retried += 1,
+                Outcome::Buried => pass.buried += 1,
+            }
+        }
+        Ok(pass)
+    }
+
+    async fn claim(&self, now: DateTime<Utc>) -> Result<Option<JobRow>, StoreError> {
+        let worker = self.worker.clone();
+        self.ctx
+            .store
+            .write(move |conn| jobs::claim(conn, &worker, HANDLED, now, now + LEASE))
+            .await
+    }
+
+    async fn release(&self) -> Result<usize, StoreError> {
+        let worker = self.worker.clone();
+        self.ctx.store.write(move |conn| jobs::release(conn, &worker)).await
+    }
+
+    async fn run_one(&self, job: JobRow, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+        let Some(kind) = JobKind::parse(&job.kind) else {
+            let id = job.id.clone();
+            self.ctx
+                .store
+                .write(move |conn| jobs::bury(conn, &id, "unknown job kind", now))
+                .await?;
+            return Ok(Outcome::Buried);
+        };
+        let result = match kind {
+            JobKind::SendApprovalEmail => approval::send_for_request(&self.ctx, &job, now, false).await,
+            JobKind::ApprovalReminder => approval::remind(&self.ctx, &job, now).await,
+            JobKind::SendBatchApprovalEmail => approval::send_for_batch(&self.ctx, &job, now, false).await,
+            JobKind::EscalateDeadline => approval::escalate(&self.ctx, &job, now).await,
+            JobKind::NotifySubject => notices::send(&self.ctx, &job).await,
+            JobKind::StartErasure => Err(JobError::Retry("no handler in this build".into())),
+        };
+        let id = job.id.clone();
+        match result {
+            Ok(()) => {
+                self.ctx.store.write(move |conn| jobs::complete(conn, &id, now)).await?;
+                Ok(Outcome::Done)
+            }
+            Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
+                let jitter: f64 = rand::thread_rng().gen();
+                let run_at = deadline::now().max(now) + backoff(job.attempts, jitter);
+                tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed, will retry");
+                self.ctx
+                    .store
+                    .write(move |conn| jobs::retry_at(conn, &id, run_at, &e))
+                    .await?;
+                Ok(Outcome::Retried)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                tracing::error!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed for good");
+                approval::on_dead(&self.ctx, kind, &job, &error, now).await?;
+                self.ctx
+                    .store
+                    .write(move |conn| jobs::bury(conn, &id, &error, now))
+                    .await?;
+                Ok(Outcome::Buried)
+            }
+        }
+    }
+
+    /// Run `n` worker loops until `stop` turns true; then hand back leases.
+    pub fn spawn(self, n: usize, poll: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..n)
+            .map(|i| {
+                let runner = Runner {
+                    ctx: self.ctx.clone(),
+                    worker: format!("{}-{i}", self.worker),
+                };
+                let mut stop = stop.clone();
+                tokio::spawn(async move {
+                    loop {
+                        if *stop.borrow() {
+                            break;
+                        }
+                        let wake = runner.ctx.store.written();
+                        match runner.run_due(deadline::now()).await {
+                            Ok(p) if p.done + p.retried + p.buried > 0 => continue,
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "job worker cannot reach the database"),
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(poll) => {}
+                            _ = wake => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                    if let Err(e) = runner.release().await {
+                        tracing::warn!(error = %e, "could not release job leases");
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+enum Outcome {
+    Done,
+    Retried,
+    Buried,
+}
+
+/// The request a job is about.
+fn request_of(job: &JobRow) -> Result<crate::domain::RequestId, JobError> {
+    job.request_id
+        .as_deref()
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| JobError::Permanent("the job names no request".into()))
+}
+
+fn payload(job: &JobRow) -> Result<serde_json::Value, JobError> {
+    serde_json::from_str(&job.payload).map_err(|e| JobError::Permanent(format!("bad payload: {e}")))
+}

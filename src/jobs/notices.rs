@@ -1,0 +1,32 @@
+//! Emails to the data subject about their own request.
+
+use super::approval::note;
+use super::{payload, request_of, JobContext, JobError};
+use crate::domain::outbox::SubjectNotice;
+use crate::email::{views, SendError};
+use crate::store::{requests, tenants};
+
+pub(super) async fn send(ctx: &JobContext, job: &crate::store::jobs::JobRow) -> Result<(), JobError> {
+    let notice: SubjectNotice = serde_json::from_value(payload(job)?["notice"].clone())
+        .map_err(|e| JobError::Permanent(format!("bad notice: {e}")))?;
+    let id = request_of(job)?;
+    let (request, tenant) = ctx
+        .store
+        .read(move |conn| {
+            let r = requests::get_any(conn, id)?;
+            let t = tenants::get(conn, r.tenant_id)?;
+            Ok((r, t))
+        })
+        .await?;
+    let Some(to) = request.subject_email.clone() else {
+        return Ok(()); // scrubbed meanwhile: nobody to tell
+    };
+    let email = views::notice(&tenant, &to, &request, notice)
+        .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
+    ctx.mailer.send(&email).await.map_err(|e| match e {
+        SendError::Permanent(m) => JobError::Permanent(m),
+        SendError::Temporary(m) => JobError::Retry(m),
+    })?;
+    note(ctx, tenant.id, id, "subject_notified", serde_json::json!({ "notice": notice })).await;
+    Ok(())
+}

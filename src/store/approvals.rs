@@ -1,0 +1,131 @@
+//! Approval links. The database keeps only the SHA-256 of each link's secret;
+//! a new link for the same request or batch voids the older ones.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::approval_links as al;
+use super::tenants::utc;
+use super::{Conn, StoreError};
+use crate::domain::approval::LinkStatus;
+use crate::domain::secret::SecretDigest;
+use crate::domain::{BatchId, RequestId, TenantId};
+use crate::with_conn;
+
+/// What a link decides: one request, or a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkTarget {
+    Request(RequestId),
+    Batch(BatchId),
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = al)]
+pub struct LinkRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub token_hash: String,
+    pub request_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub voided_at: Option<NaiveDateTime>,
+}
+
+/// A link as the pages need it.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub id: String,
+    pub tenant: TenantId,
+    pub target: LinkTarget,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub voided_at: Option<DateTime<Utc>>,
+}
+
+impl Link {
+    pub fn status(&self, now: DateTime<Utc>) -> LinkStatus {
+        LinkStatus::of(self.used_at, self.voided_at, self.expires_at, now)
+    }
+}
+
+impl LinkRow {
+    fn into_domain(self) -> Result<Link, StoreError> {
+        let bad = || StoreError::Internal(format!("approval link {}: bad target", self.id));
+        let target = match (&self.request_id, &self.batch_id) {
+            (Some(r), None) => LinkTarget::Request(r.parse().map_err(|_| bad())?),
+            (None, Some(b)) => LinkTarget::Batch(b.parse().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        };
+        Ok(Link {
+            tenant: self.tenant_id.parse().map_err(|_| bad())?,
+            id: self.id,
+            target,
+            expires_at: utc(self.expires_at),
+            used_at: self.used_at.map(utc),
+            voided_at: self.voided_at.map(utc),
+        })
+    }
+}
+
+/// Store a new link (its digest only), voiding the target's live links.
+pub fn create(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    target: LinkTarget,
+    digest: &SecretDigest,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let (request_id, batch_id) = match target {
+        LinkTarget::Request(r) => (Some(r.to_string()), None),
+        LinkTarget::Batch(b) => (None, Some(b.to_string())),
+    };
+    with_conn!(conn, |c| {
+        let q = diesel::update(al::table)
+            .filter(al::used_at.is_null())
+            .filter(al::voided_at.is_null())
+            .set(al::voided_at.eq(now.naive_utc()));
+        match (&request_id, &batch_id) {
+            (Some(r), _) => q.filter(al::request_id.eq(r)).execute(c),
+            (_, Some(b)) => q.filter(al::batch_id.eq(b)).execute(c),
+            _ => Ok(0),
+        }
+    })?;
+    let row = LinkRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.to_string(),
+        token_hash: digest.as_str().to_owned(),
+        request_id,
+        batch_id,
+        created_at: now.naive_utc(),
+        expires_at: expires_at.naive_utc(),
+        used_at: None,
+        voided_at: None,
+    };
+    with_conn!(conn, |c| diesel::insert_into(al::table).values(&row).execute(c))?;
+    Ok(row.id)
+}
+
+pub fn find(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Link>, StoreError> {
+    let row: Option<LinkRow> = with_conn!(conn, |c| al::table
+        .filter(al::token_hash.eq(digest.as_str()))
+        .select(LinkRow::as_select())
+        .first(c)
+        .optional())?;
+    row.map(LinkRow::into_domain).transpose()
+}
+
+/// Use the link: true for the one caller that gets it, false for the rest.
+pub fn mark_used(conn: &mut Conn<'_>, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, |c| diesel::update(
+        al::table
+            .filter(al::id.eq(id))
+            .filter(al::used_at.is_null())
+            .filter(al::voided_at.is_null())
+    )
+    .set(al::used_at.eq(now.naive_utc()))
+    .execute(c))?;
+    Ok(n == 1)
+}
