@@ -284,31 +284,43 @@ impl Settings {
             "LETHE_MAIL_FROM",
             "lethe <lethe@localhost>".parse().expect("valid"),
             |v| {
-                v.parse::<lettre::message::Mailbox>()
-                    .map_err(|e| format!("must be an address like \"lethe <privacy@example.org>\" ({e})"))
+                v.parse::<lettre::message::Mailbox>().map_err(|e| {
+                    format!("must be an address like \"lethe <privacy@example.org>\" ({e})")
+                })
             },
         )?;
-        let mail_subject_prefix = src.parse("LETHE_MAIL_SUBJECT_PREFIX", "[Erasure request]".to_owned(), |v| {
-            if v.chars().any(|c| c.is_control()) || v.len() > 100 {
-                return Err("must be one line of at most 100 characters".into());
-            }
-            Ok(v.to_owned())
-        })?;
+        let mail_subject_prefix = src.parse(
+            "LETHE_MAIL_SUBJECT_PREFIX",
+            "[Erasure request]".to_owned(),
+            |v| {
+                if v.chars().any(|c| c.is_control()) || v.len() > 100 {
+                    return Err("must be one line of at most 100 characters".into());
+                }
+                Ok(v.to_owned())
+            },
+        )?;
         let smtp_timeout = src.parse("LETHE_SMTP_TIMEOUT_SECS", Duration::from_secs(15), |v| {
             number(v, 1, 600).map(Duration::from_secs)
         })?;
-        let link_ttl_days = src.parse("LETHE_APPROVAL_LINK_TTL_DAYS", 14, |v| number(v, 1, 90).map(|n| n as u32))?;
+        let link_ttl_days = src.parse("LETHE_APPROVAL_LINK_TTL_DAYS", 14, |v| {
+            number(v, 1, 90).map(|n| n as u32)
+        })?;
         let reminder_days = src.parse("LETHE_REMINDER_DAYS", vec![3, 7], |v| {
             v.split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(|p| number(p, 1, 90).map(|n| n as u32))
                 .collect::<Result<Vec<u32>, String>>()
-                .map_err(|_| format!("must be a comma-separated list of days from 1 to 90 (got {v:?})"))
+                .map_err(|_| {
+                    format!("must be a comma-separated list of days from 1 to 90 (got {v:?})")
+                })
         })?;
-        let escalate_before_days =
-            src.parse("LETHE_ESCALATE_DAYS_BEFORE_DUE", 7, |v| number(v, 0, 60).map(|n| n as u32))?;
-        let job_workers = src.parse("LETHE_JOB_WORKERS", 4, |v| number(v, 0, 64).map(|n| n as usize))?;
+        let escalate_before_days = src.parse("LETHE_ESCALATE_DAYS_BEFORE_DUE", 7, |v| {
+            number(v, 0, 60).map(|n| n as u32)
+        })?;
+        let job_workers = src.parse("LETHE_JOB_WORKERS", 4, |v| {
+            number(v, 0, 64).map(|n| n as usize)
+        })?;
         let job_poll = src.parse("LETHE_JOB_POLL_MS", Duration::from_millis(1000), |v| {
             number(v, 10, 60_000).map(Duration::from_millis)
         })?;

@@ -59,23 +59,36 @@ impl RejectionCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Approve,
-    Reject { code: RejectionCode, explanation: Reason },
+    Reject {
+        code: RejectionCode,
+        explanation: Reason,
+    },
 }
 
 impl Decision {
     /// Build a decision from form fields. A rejection needs both a code and an
     /// explanation: the subject must be told why (GDPR Art. 12(4)).
-    pub fn parse(decision: &str, code: Option<&str>, explanation: Option<&str>) -> Result<Self, InvalidValue> {
+    pub fn parse(
+        decision: &str,
+        code: Option<&str>,
+        explanation: Option<&str>,
+    ) -> Result<Self, InvalidValue> {
         match decision {
             "approve" => Ok(Decision::Approve),
             "reject" => {
-                let code = code
-                    .filter(|c| !c.is_empty())
-                    .ok_or_else(|| InvalidValue::new("reason_code", "choose why the erasure is refused"))?;
-                let code = RejectionCode::parse(code)
-                    .ok_or_else(|| InvalidValue::new("reason_code", "is not one of the listed reasons"))?;
-                let explanation = Reason::parse("explanation", explanation.unwrap_or(""))
-                    .map_err(|e| InvalidValue::new("explanation", format!("{} (the subject must be told why)", e.message)))?;
+                let code = code.filter(|c| !c.is_empty()).ok_or_else(|| {
+                    InvalidValue::new("reason_code", "choose why the erasure is refused")
+                })?;
+                let code = RejectionCode::parse(code).ok_or_else(|| {
+                    InvalidValue::new("reason_code", "is not one of the listed reasons")
+                })?;
+                let explanation =
+                    Reason::parse("explanation", explanation.unwrap_or("")).map_err(|e| {
+                        InvalidValue::new(
+                            "explanation",
+                            format!("{} (the subject must be told why)", e.message),
+                        )
+                    })?;
                 Ok(Decision::Reject { code, explanation })
             }
             _ => Err(InvalidValue::new("decision", "must be approve or reject")),
@@ -130,7 +143,10 @@ mod tests {
 
     #[test]
     fn rejection_needs_code_and_explanation() {
-        assert_eq!(Decision::parse("approve", None, None), Ok(Decision::Approve));
+        assert_eq!(
+            Decision::parse("approve", None, None),
+            Ok(Decision::Approve)
+        );
         assert!(Decision::parse("reject", None, Some("why")).is_err());
         assert!(Decision::parse("reject", Some("art17_3_b"), None).is_err());
         assert!(Decision::parse("reject", Some("art17_3_b"), Some("   ")).is_err());
@@ -148,8 +164,14 @@ mod tests {
         let now = Utc::now();
         let later = now + Duration::days(1);
         assert_eq!(LinkStatus::of(None, None, later, now), LinkStatus::Usable);
-        assert_eq!(LinkStatus::of(Some(now), None, later, now), LinkStatus::Used);
-        assert_eq!(LinkStatus::of(None, Some(now), later, now), LinkStatus::Voided);
+        assert_eq!(
+            LinkStatus::of(Some(now), None, later, now),
+            LinkStatus::Used
+        );
+        assert_eq!(
+            LinkStatus::of(None, Some(now), later, now),
+            LinkStatus::Voided
+        );
         assert_eq!(LinkStatus::of(None, None, now, now), LinkStatus::Expired);
     }
 }

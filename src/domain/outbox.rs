@@ -115,13 +115,18 @@ pub fn jobs_on_entering(to: RequestState, f: &FollowUp<'_>) -> Vec<PlannedJob> {
         _ => {}
     }
     let notice = match to {
-        RequestState::AwaitingApproval | RequestState::Erasing if f.on_submit => Some(SubjectNotice::Received),
+        RequestState::AwaitingApproval | RequestState::Erasing if f.on_submit => {
+            Some(SubjectNotice::Received)
+        }
         RequestState::Rejected => Some(SubjectNotice::Rejected),
         RequestState::Erased => Some(SubjectNotice::Erased),
         _ => None,
     };
     if let (Some(notice), true) = (notice, f.notify_subject) {
-        jobs.push(now_job(JobKind::NotifySubject, serde_json::json!({ "notice": notice })));
+        jobs.push(now_job(
+            JobKind::NotifySubject,
+            serde_json::json!({ "notice": notice }),
+        ));
     }
     jobs
 }
@@ -195,21 +200,32 @@ mod tests {
     fn batch_items_get_no_mail_of_their_own() {
         let mut f = ctx(&[3]);
         f.in_batch = true;
-        assert_eq!(kinds(&jobs_on_entering(RequestState::AwaitingApproval, &f)), vec![JobKind::EscalateDeadline]);
+        assert_eq!(
+            kinds(&jobs_on_entering(RequestState::AwaitingApproval, &f)),
+            vec![JobKind::EscalateDeadline]
+        );
     }
 
     #[test]
     fn subjects_are_told_when_enabled() {
         let mut f = ctx(&[]);
-        assert!(!kinds(&jobs_on_entering(RequestState::Rejected, &f)).contains(&JobKind::NotifySubject));
+        assert!(
+            !kinds(&jobs_on_entering(RequestState::Rejected, &f)).contains(&JobKind::NotifySubject)
+        );
         f.notify_subject = true;
-        assert_eq!(kinds(&jobs_on_entering(RequestState::Rejected, &f)), vec![JobKind::NotifySubject]);
+        assert_eq!(
+            kinds(&jobs_on_entering(RequestState::Rejected, &f)),
+            vec![JobKind::NotifySubject]
+        );
         assert_eq!(
             kinds(&jobs_on_entering(RequestState::Erasing, &f)),
             vec![JobKind::StartErasure, JobKind::NotifySubject]
         );
         f.on_submit = false;
-        assert_eq!(kinds(&jobs_on_entering(RequestState::Erasing, &f)), vec![JobKind::StartErasure]);
+        assert_eq!(
+            kinds(&jobs_on_entering(RequestState::Erasing, &f)),
+            vec![JobKind::StartErasure]
+        );
         assert!(jobs_on_entering(RequestState::Cancelled, &f).is_empty());
     }
 

@@ -63,7 +63,10 @@ impl Mailer {
                     .build();
                 Transport::Smtp(t)
             }
-            None => Transport::Folder(AsyncFileTransport::new(outbox_dir), outbox_dir.to_path_buf()),
+            None => Transport::Folder(
+                AsyncFileTransport::new(outbox_dir),
+                outbox_dir.to_path_buf(),
+            ),
         };
         Ok(Self { transport, from })
     }
@@ -76,11 +79,9 @@ impl Mailer {
     }
 
     pub async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
-        let to: Mailbox = email
-            .to
-            .as_str()
-            .parse()
-            .map_err(|e| SendError::Permanent(format!("the recipient address is not deliverable: {e}")))?;
+        let to: Mailbox = email.to.as_str().parse().map_err(|e| {
+            SendError::Permanent(format!("the recipient address is not deliverable: {e}"))
+        })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -93,13 +94,12 @@ impl Mailer {
         match &self.transport {
             Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(classify),
             Transport::Folder(t, dir) => {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(|e| SendError::Temporary(format!("cannot create the outbox folder: {e}")))?;
-                t.send(message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| SendError::Temporary(format!("cannot write to the outbox folder: {e}")))
+                tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                    SendError::Temporary(format!("cannot create the outbox folder: {e}"))
+                })?;
+                t.send(message).await.map(|_| ()).map_err(|e| {
+                    SendError::Temporary(format!("cannot write to the outbox folder: {e}"))
+                })
             }
         }
     }

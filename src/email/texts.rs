@@ -72,10 +72,14 @@ pub fn initiator_label(locale: Locale, i: Initiator) -> &'static str {
         (Locale::En, Initiator::Support) => "Platform support, on the subject's behalf",
         (Locale::En, Initiator::RetentionPolicy) => "A data-retention policy",
         (Locale::De, Initiator::Subject) => "Die betroffene Person",
-        (Locale::De, Initiator::Support) => "Der Plattform-Support im Auftrag der betroffenen Person",
+        (Locale::De, Initiator::Support) => {
+            "Der Plattform-Support im Auftrag der betroffenen Person"
+        }
         (Locale::De, Initiator::RetentionPolicy) => "Eine Aufbewahrungsrichtlinie",
         (Locale::Fr, Initiator::Subject) => "La personne concernée",
-        (Locale::Fr, Initiator::Support) => "Le support de la plateforme, pour la personne concernée",
+        (Locale::Fr, Initiator::Support) => {
+            "Le support de la plateforme, pour la personne concernée"
+        }
         (Locale::Fr, Initiator::RetentionPolicy) => "Une politique de conservation des données",
     }
 }
@@ -91,20 +95,32 @@ pub fn rejection_label(locale: Locale, c: RejectionCode) -> &'static str {
         (Locale::En, R::NotASubjectOfTenant) => "The person is not a user of this organisation",
         (Locale::En, R::IdentityNotVerified) => "The requester's identity could not be verified",
         (Locale::En, R::Other) => "Other reason",
-        (Locale::De, R::Art17_3A) => "Art. 17 Abs. 3 lit. a DSGVO: Meinungs- und Informationsfreiheit",
-        (Locale::De, R::Art17_3B) => "Art. 17 Abs. 3 lit. b DSGVO: rechtliche Verpflichtung oder öffentliches Interesse",
+        (Locale::De, R::Art17_3A) => {
+            "Art. 17 Abs. 3 lit. a DSGVO: Meinungs- und Informationsfreiheit"
+        }
+        (Locale::De, R::Art17_3B) => {
+            "Art. 17 Abs. 3 lit. b DSGVO: rechtliche Verpflichtung oder öffentliches Interesse"
+        }
         (Locale::De, R::Art17_3C) => "Art. 17 Abs. 3 lit. c DSGVO: öffentliche Gesundheit",
-        (Locale::De, R::Art17_3D) => "Art. 17 Abs. 3 lit. d DSGVO: Archiv-, Forschungs- oder Statistikzwecke",
+        (Locale::De, R::Art17_3D) => {
+            "Art. 17 Abs. 3 lit. d DSGVO: Archiv-, Forschungs- oder Statistikzwecke"
+        }
         (Locale::De, R::Art17_3E) => "Art. 17 Abs. 3 lit. e DSGVO: Rechtsansprüche",
         (Locale::De, R::NotASubjectOfTenant) => "Die Person ist keine Nutzerin dieser Organisation",
-        (Locale::De, R::IdentityNotVerified) => "Die Identität der anfragenden Person konnte nicht geprüft werden",
+        (Locale::De, R::IdentityNotVerified) => {
+            "Die Identität der anfragenden Person konnte nicht geprüft werden"
+        }
         (Locale::De, R::Other) => "Anderer Grund",
         (Locale::Fr, R::Art17_3A) => "Art. 17(3)(a) RGPD : liberté d'expression et d'information",
-        (Locale::Fr, R::Art17_3B) => "Art. 17(3)(b) RGPD : obligation légale ou mission d'intérêt public",
+        (Locale::Fr, R::Art17_3B) => {
+            "Art. 17(3)(b) RGPD : obligation légale ou mission d'intérêt public"
+        }
         (Locale::Fr, R::Art17_3C) => "Art. 17(3)(c) RGPD : santé publique",
         (Locale::Fr, R::Art17_3D) => "Art. 17(3)(d) RGPD : archives, recherche ou statistiques",
         (Locale::Fr, R::Art17_3E) => "Art. 17(3)(e) RGPD : droits en justice",
-        (Locale::Fr, R::NotASubjectOfTenant) => "La personne n'est pas utilisatrice de cette organisation",
+        (Locale::Fr, R::NotASubjectOfTenant) => {
+            "La personne n'est pas utilisatrice de cette organisation"
+        }
         (Locale::Fr, R::IdentityNotVerified) => "L'identité du demandeur n'a pas pu être vérifiée",
         (Locale::Fr, R::Other) => "Autre motif",
     }

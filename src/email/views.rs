@@ -85,7 +85,11 @@ pub struct ApprovalMail<'a> {
 pub fn approval(m: &ApprovalMail<'_>) -> Result<OutgoingEmail, askama::Error> {
     let locale = m.tenant.settings.locale;
     let t = texts(locale);
-    let items: Vec<ItemView> = m.requests.iter().map(|r| ItemView::new(r, locale)).collect();
+    let items: Vec<ItemView> = m
+        .requests
+        .iter()
+        .map(|r| ItemView::new(r, locale))
+        .collect();
     let contact = m
         .tenant
         .settings
@@ -120,7 +124,11 @@ pub fn approval(m: &ApprovalMail<'_>) -> Result<OutgoingEmail, askama::Error> {
     } else {
         format!("{} {}", items.len(), t.subject_many)
     };
-    let reminder = if m.reminder { format!("{} ", t.subject_reminder) } else { String::new() };
+    let reminder = if m.reminder {
+        format!("{} ", t.subject_reminder)
+    } else {
+        String::new()
+    };
     Ok(OutgoingEmail {
         to: m.to.clone(),
         subject: one_line(&format!("{} {reminder}{tenant}: {what}", m.subject_prefix)),
@@ -212,5 +220,7 @@ pub fn notice(
 }
 
 fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }

@@ -40,9 +40,22 @@ struct MessagePage<'a> {
     class: &'a str,
 }
 
-fn message(status: StatusCode, locale: Locale, title: &str, text: &str, class: &str) -> HttpResponse {
+fn message(
+    status: StatusCode,
+    locale: Locale,
+    title: &str,
+    text: &str,
+    class: &str,
+) -> HttpResponse {
     let t = texts(locale);
-    match (MessagePage { t, title, message: text, class }).render() {
+    match (MessagePage {
+        t,
+        title,
+        message: text,
+        class,
+    })
+    .render()
+    {
         Ok(html) => page(status, html),
         Err(e) => {
             tracing::error!(error = %e, "page failed to render");
@@ -65,7 +78,13 @@ fn unusable(status: LinkStatus, locale: Locale) -> HttpResponse {
 
 fn unknown() -> HttpResponse {
     let t = texts(Locale::En);
-    message(StatusCode::NOT_FOUND, Locale::En, t.page_title, t.link_unknown, "errors")
+    message(
+        StatusCode::NOT_FOUND,
+        Locale::En,
+        t.page_title,
+        t.link_unknown,
+        "errors",
+    )
 }
 
 fn unavailable(e: StoreError) -> HttpResponse {
@@ -76,7 +95,8 @@ fn unavailable(e: StoreError) -> HttpResponse {
             .body("The service is briefly unavailable; please try again in a moment.")
     } else {
         tracing::error!(error = %e, "approval page failed");
-        HttpResponse::InternalServerError().body("Something went wrong on our side; it has been logged.")
+        HttpResponse::InternalServerError()
+            .body("Something went wrong on our side; it has been logged.")
     }
 }
 
@@ -99,11 +119,16 @@ fn load(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Loaded>, St
             .collect(),
         LinkTarget::Batch(b) => requests::batch_awaiting(conn, link.tenant, b)?,
     };
-    Ok(Some(Loaded { link, tenant, items }))
+    Ok(Some(Loaded {
+        link,
+        tenant,
+        items,
+    }))
 }
 
 fn token_digest(token: &str) -> Option<SecretDigest> {
-    (token.len() <= 128 && token.starts_with(crate::domain::approval::TOKEN_PREFIX)).then(|| SecretDigest::of(token))
+    (token.len() <= 128 && token.starts_with(crate::domain::approval::TOKEN_PREFIX))
+        .then(|| SecretDigest::of(token))
 }
 
 fn render_form(l: &Loaded, token: &str, errors: Vec<String>, status: StatusCode) -> HttpResponse {
@@ -154,8 +179,15 @@ pub async fn show(state: web::Data<AppState>, path: web::Path<String>) -> HttpRe
 }
 
 /// Read the posted form into one decision per request still awaiting one.
-fn decisions(form: &[(String, String)], l: &Loaded) -> Result<Vec<(RequestId, Decision)>, Vec<String>> {
-    let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+fn decisions(
+    form: &[(String, String)],
+    l: &Loaded,
+) -> Result<Vec<(RequestId, Decision)>, Vec<String>> {
+    let get = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let locale = l.tenant.settings.locale;
     match get("action") {
         Some("approve_all") => Ok(l.items.iter().map(|r| (r.id, Decision::Approve)).collect()),
@@ -176,7 +208,11 @@ fn decisions(form: &[(String, String)], l: &Loaded) -> Result<Vec<(RequestId, De
                     get(&format!("explanation_{id}")),
                 ) {
                     Ok(d) => out.push((id, d)),
-                    Err(e) => errors.push(format!("{who}: {} {}", field_label(e.field, locale), e.message)),
+                    Err(e) => errors.push(format!(
+                        "{who}: {} {}",
+                        field_label(e.field, locale),
+                        e.message
+                    )),
                 }
             }
             if errors.is_empty() {
@@ -205,7 +241,11 @@ enum Decided {
     Done(Locale, usize, usize),
 }
 
-pub async fn decide(state: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+pub async fn decide(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
     let token = path.into_inner();
     let Some(digest) = token_digest(&token) else {
         tracing::warn!("malformed approval token presented");
@@ -273,7 +313,9 @@ pub async fn decide(state: web::Data<AppState>, path: web::Path<String>, body: w
             unknown()
         }
         Ok(Decided::Unusable(status, locale)) => unusable(status, locale),
-        Ok(Decided::Invalid(l, errors)) => render_form(&l, &token, errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Ok(Decided::Invalid(l, errors)) => {
+            render_form(&l, &token, errors, StatusCode::UNPROCESSABLE_ENTITY)
+        }
         Ok(Decided::Done(locale, approved, rejected)) => {
             let t = texts(locale);
             let text = match (approved, rejected) {

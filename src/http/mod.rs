@@ -60,6 +60,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/erasure-requests/{id}/cancel",
                     web::post().to(requests::cancel),
                 )
+                .route(
+                    "/erasure-requests/{id}/resend-approval",
+                    web::post().to(requests::resend_approval),
+                )
                 .route("/subjects/{subject_id}", web::get().to(subjects::status))
                 .service(
                     web::resource("/tenants")

@@ -109,6 +109,18 @@ pub struct RequestView {
     pub overdue: bool,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Flagged for support: the deadline nears without a decision.
+    pub escalated_at: Option<DateTime<Utc>>,
+    /// The approval email could not be delivered (support must act).
+    pub approval_delivery_failed_at: Option<DateTime<Utc>>,
+    /// The privacy contact's reason, when rejected.
+    pub rejection: Option<Rejection>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rejection {
+    pub code: String,
+    pub explanation: Option<String>,
 }
 
 impl RequestView {
@@ -129,6 +141,12 @@ impl RequestView {
             overdue: r.is_overdue(now),
             updated_at: r.updated_at,
             closed_at: r.closed_at,
+            escalated_at: r.escalated_at,
+            approval_delivery_failed_at: r.delivery_failed_at,
+            rejection: r.decision_code.as_ref().map(|code| Rejection {
+                code: code.clone(),
+                explanation: r.decision_explanation.clone(),
+            }),
         }
     }
 }
@@ -295,9 +313,9 @@ pub async fn submit_batch(
                 .collect::<Result<Vec<_>, _>>()?;
             // The privacy contact gets one email (and one set of reminders)
             // for the whole batch.
-            let asks = outcomes.iter().any(|o| {
-                matches!(o, Submitted::Created(r) if r.state == RequestState::AwaitingApproval)
-            });
+            let asks = outcomes.iter().any(
+                |o| matches!(o, Submitted::Created(r) if r.state == RequestState::AwaitingApproval),
+            );
             if asks {
                 let payload = serde_json::json!({ "batch_id": batch_id });
                 let f = workflow.follow_up(now, crate::domain::deadline::due_at(now));
@@ -537,7 +555,15 @@ pub async fn resend_approval(
                 }
                 .into());
             }
-            let r = requests::note(conn, tenant, id, "approval_resend_requested", &actor, None, now)?;
+            let r = requests::note(
+                conn,
+                tenant,
+                id,
+                "approval_resend_requested",
+                &actor,
+                None,
+                now,
+            )?;
             let job = match r.batch_id {
                 Some(b) => JobRow::new(
                     crate::domain::outbox::JobKind::SendBatchApprovalEmail,

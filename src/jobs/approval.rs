@@ -25,13 +25,27 @@ fn mail_error(e: SendError) -> JobError {
 
 /// Record an event on a request, retrying if a concurrent write moved its
 /// chain head. Failure is logged, not returned: the email it records was sent.
-pub(super) async fn note(ctx: &JobContext, tenant: TenantId, id: RequestId, what: &'static str, detail: serde_json::Value) {
+pub(super) async fn note(
+    ctx: &JobContext,
+    tenant: TenantId,
+    id: RequestId,
+    what: &'static str,
+    detail: serde_json::Value,
+) {
     for _ in 0..5 {
         let detail = Some(detail.to_string());
         let r = ctx
             .store
             .write(move |conn| {
-                requests::note(conn, tenant, id, what, &Actor::system("worker"), detail, crate::domain::deadline::now())
+                requests::note(
+                    conn,
+                    tenant,
+                    id,
+                    what,
+                    &Actor::system("worker"),
+                    detail,
+                    crate::domain::deadline::now(),
+                )
             })
             .await;
         match r {
@@ -93,20 +107,44 @@ async fn mail_link(
     })
     .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
     ctx.mailer.send(&email).await.map_err(mail_error)?;
-    let what = if reminder { "approval_reminder_sent" } else { "approval_email_sent" };
+    let what = if reminder {
+        "approval_reminder_sent"
+    } else {
+        "approval_email_sent"
+    };
     for r in requests {
-        note(ctx, tenant.id, r.id, what, serde_json::json!({ "link_id": link_id })).await;
+        note(
+            ctx,
+            tenant.id,
+            r.id,
+            what,
+            serde_json::json!({ "link_id": link_id }),
+        )
+        .await;
     }
     Ok(())
 }
 
-pub(super) async fn send_for_request(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>, reminder: bool) -> Result<(), JobError> {
+pub(super) async fn send_for_request(
+    ctx: &JobContext,
+    job: &JobRow,
+    now: DateTime<Utc>,
+    reminder: bool,
+) -> Result<(), JobError> {
     let (request, tenant) = load(ctx, request_of(job)?).await?;
     if request.state != RequestState::AwaitingApproval {
         return Ok(()); // decided or withdrawn meanwhile: nothing to ask
     }
     let target = LinkTarget::Request(request.id);
-    mail_link(ctx, &tenant, target, std::slice::from_ref(&request), now, reminder).await
+    mail_link(
+        ctx,
+        &tenant,
+        target,
+        std::slice::from_ref(&request),
+        now,
+        reminder,
+    )
+    .await
 }
 
 fn batch_of(job: &JobRow) -> Result<(TenantId, BatchId), JobError> {
@@ -123,19 +161,41 @@ fn batch_of(job: &JobRow) -> Result<(TenantId, BatchId), JobError> {
     Ok((tenant, batch))
 }
 
-pub(super) async fn send_for_batch(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>, reminder: bool) -> Result<(), JobError> {
+pub(super) async fn send_for_batch(
+    ctx: &JobContext,
+    job: &JobRow,
+    now: DateTime<Utc>,
+    reminder: bool,
+) -> Result<(), JobError> {
     let (tenant_id, batch) = batch_of(job)?;
     let (items, tenant) = ctx
         .store
-        .read(move |conn| Ok((requests::batch_awaiting(conn, tenant_id, batch)?, tenants::get(conn, tenant_id)?)))
+        .read(move |conn| {
+            Ok((
+                requests::batch_awaiting(conn, tenant_id, batch)?,
+                tenants::get(conn, tenant_id)?,
+            ))
+        })
         .await?;
     if items.is_empty() {
         return Ok(());
     }
-    mail_link(ctx, &tenant, LinkTarget::Batch(batch), &items, now, reminder).await
+    mail_link(
+        ctx,
+        &tenant,
+        LinkTarget::Batch(batch),
+        &items,
+        now,
+        reminder,
+    )
+    .await
 }
 
-pub(super) async fn remind(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>) -> Result<(), JobError> {
+pub(super) async fn remind(
+    ctx: &JobContext,
+    job: &JobRow,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
     if job.request_id.is_some() {
         send_for_request(ctx, job, now, true).await
     } else {
@@ -143,16 +203,30 @@ pub(super) async fn remind(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>) -
     }
 }
 
-pub(super) async fn escalate(ctx: &JobContext, job: &JobRow, now: DateTime<Utc>) -> Result<(), JobError> {
+pub(super) async fn escalate(
+    ctx: &JobContext,
+    job: &JobRow,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
     let (request, _) = load(ctx, request_of(job)?).await?;
     if !request.state.keeps_account_active() {
         return Ok(()); // decided meanwhile
     }
     let id = request.id;
-    let first = ctx.store.write(move |conn| requests::mark_escalated(conn, id, now)).await?;
+    let first = ctx
+        .store
+        .write(move |conn| requests::mark_escalated(conn, id, now))
+        .await?;
     if first {
         tracing::warn!(request = %id, "undecided request near its deadline: escalated to support");
-        note(ctx, request.tenant_id, id, "escalated_to_support", serde_json::json!({ "due_at": request.due_at })).await;
+        note(
+            ctx,
+            request.tenant_id,
+            id,
+            "escalated_to_support",
+            serde_json::json!({ "due_at": request.due_at }),
+        )
+        .await;
     }
     Ok(())
 }
@@ -172,7 +246,11 @@ pub(super) async fn on_dead(
         return Ok(());
     }
     let ids: Vec<(TenantId, RequestId)> = match (request_of(job), batch_of(job)) {
-        (Ok(id), _) => match ctx.store.read(move |conn| requests::get_any(conn, id)).await {
+        (Ok(id), _) => match ctx
+            .store
+            .read(move |conn| requests::get_any(conn, id))
+            .await
+        {
             Ok(r) => vec![(r.tenant_id, r.id)],
             Err(_) => vec![],
         },
@@ -186,13 +264,22 @@ pub(super) async fn on_dead(
         _ => vec![],
     };
     for (tenant, id) in ids {
-        ctx.store.write(move |conn| requests::mark_delivery_failed(conn, id, now)).await?;
+        ctx.store
+            .write(move |conn| requests::mark_delivery_failed(conn, id, now))
+            .await?;
         let class = if error.starts_with("permanent") || job.attempts < job.max_attempts {
             "rejected_by_mail_server"
         } else {
             "retries_exhausted"
         };
-        note(ctx, tenant, id, "approval_email_failed", serde_json::json!({ "failure": class, "job": kind.as_str() })).await;
+        note(
+            ctx,
+            tenant,
+            id,
+            "approval_email_failed",
+            serde_json::json!({ "failure": class, "job": kind.as_str() }),
+        )
+        .await;
     }
     Ok(())
 }

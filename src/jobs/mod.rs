@@ -108,7 +108,10 @@ impl Runner {
 
     async fn release(&self) -> Result<usize, StoreError> {
         let worker = self.worker.clone();
-        self.ctx.store.write(move |conn| jobs::release(conn, &worker)).await
+        self.ctx
+            .store
+            .write(move |conn| jobs::release(conn, &worker))
+            .await
     }
 
     async fn run_one(&self, job: JobRow, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
@@ -121,9 +124,13 @@ impl Runner {
             return Ok(Outcome::Buried);
         };
         let result = match kind {
-            JobKind::SendApprovalEmail => approval::send_for_request(&self.ctx, &job, now, false).await,
+            JobKind::SendApprovalEmail => {
+                approval::send_for_request(&self.ctx, &job, now, false).await
+            }
             JobKind::ApprovalReminder => approval::remind(&self.ctx, &job, now).await,
-            JobKind::SendBatchApprovalEmail => approval::send_for_batch(&self.ctx, &job, now, false).await,
+            JobKind::SendBatchApprovalEmail => {
+                approval::send_for_batch(&self.ctx, &job, now, false).await
+            }
             JobKind::EscalateDeadline => approval::escalate(&self.ctx, &job, now).await,
             JobKind::NotifySubject => notices::send(&self.ctx, &job).await,
             JobKind::StartErasure => Err(JobError::Retry("no handler in this build".into())),
@@ -131,7 +138,10 @@ impl Runner {
         let id = job.id.clone();
         match result {
             Ok(()) => {
-                self.ctx.store.write(move |conn| jobs::complete(conn, &id, now)).await?;
+                self.ctx
+                    .store
+                    .write(move |conn| jobs::complete(conn, &id, now))
+                    .await?;
                 Ok(Outcome::Done)
             }
             Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
@@ -158,7 +168,12 @@ impl Runner {
     }
 
     /// Run `n` worker loops until `stop` turns true; then hand back leases.
-    pub fn spawn(self, n: usize, poll: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn(
+        self,
+        n: usize,
+        poll: Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         (0..n)
             .map(|i| {
                 let runner = Runner {
@@ -175,7 +190,9 @@ impl Runner {
                         match runner.run_due(deadline::now()).await {
                             Ok(p) if p.done + p.retried + p.buried > 0 => continue,
                             Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "job worker cannot reach the database"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "job worker cannot reach the database")
+                            }
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(poll) => {}

@@ -6,7 +6,10 @@ use crate::domain::outbox::SubjectNotice;
 use crate::email::{views, SendError};
 use crate::store::{requests, tenants};
 
-pub(super) async fn send(ctx: &JobContext, job: &crate::store::jobs::JobRow) -> Result<(), JobError> {
+pub(super) async fn send(
+    ctx: &JobContext,
+    job: &crate::store::jobs::JobRow,
+) -> Result<(), JobError> {
     let notice: SubjectNotice = serde_json::from_value(payload(job)?["notice"].clone())
         .map_err(|e| JobError::Permanent(format!("bad notice: {e}")))?;
     let id = request_of(job)?;
@@ -27,6 +30,13 @@ pub(super) async fn send(ctx: &JobContext, job: &crate::store::jobs::JobRow) -> 
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })?;
-    note(ctx, tenant.id, id, "subject_notified", serde_json::json!({ "notice": notice })).await;
+    note(
+        ctx,
+        tenant.id,
+        id,
+        "subject_notified",
+        serde_json::json!({ "notice": notice }),
+    )
+    .await;
     Ok(())
 }

@@ -104,7 +104,9 @@ pub fn create(
         used_at: None,
         voided_at: None,
     };
-    with_conn!(conn, |c| diesel::insert_into(al::table).values(&row).execute(c))?;
+    with_conn!(conn, |c| diesel::insert_into(al::table)
+        .values(&row)
+        .execute(c))?;
     Ok(row.id)
 }
 

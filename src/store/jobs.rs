@@ -147,7 +147,12 @@ pub fn complete(conn: &mut Conn<'_>, id: &str, now: DateTime<Utc>) -> Result<(),
 }
 
 /// Try again at `run_at`, keeping the error for support.
-pub fn retry_at(conn: &mut Conn<'_>, id: &str, run_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+pub fn retry_at(
+    conn: &mut Conn<'_>,
+    id: &str,
+    run_at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
     with_conn!(conn, |c| diesel::update(jobs::table.find(id))
         .set((
             jobs::run_at.eq(run_at.naive_utc()),
@@ -160,7 +165,12 @@ pub fn retry_at(conn: &mut Conn<'_>, id: &str, run_at: DateTime<Utc>, error: &st
 }
 
 /// Give up on the job: it stays in the table, dead, for support to see.
-pub fn bury(conn: &mut Conn<'_>, id: &str, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub fn bury(
+    conn: &mut Conn<'_>,
+    id: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     with_conn!(conn, |c| diesel::update(jobs::table.find(id))
         .set((
             jobs::dead.eq(true),

@@ -354,7 +354,10 @@ pub fn apply(
         let now_state = load_row(conn, tenant, id)?.state()?;
         return Err(transition(now_state, event)
             .err()
-            .unwrap_or(crate::domain::TransitionError::NotAllowed { from: now_state, event })
+            .unwrap_or(crate::domain::TransitionError::NotAllowed {
+                from: now_state,
+                event,
+            })
             .into());
     }
     audit::insert(conn, std::slice::from_ref(&ev))?;
@@ -403,14 +406,20 @@ pub fn note(
     .set((er::audit_seq.eq(ev.seq), er::audit_head.eq(&ev.hash)))
     .execute(c))?;
     if updated == 0 {
-        return Err(StoreError::Conflict("the request changed meanwhile, try again"));
+        return Err(StoreError::Conflict(
+            "the request changed meanwhile, try again",
+        ));
     }
     audit::insert(conn, std::slice::from_ref(&ev))?;
     load_row(conn, tenant, id)?.into_domain()
 }
 
 /// Mark an undecided request as escalated to support (once).
-pub fn mark_escalated(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+pub fn mark_escalated(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let n = with_conn!(conn, |c| diesel::update(
         er::table
             .filter(er::id.eq(id.to_string()))
@@ -422,10 +431,16 @@ pub fn mark_escalated(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) ->
 }
 
 /// Mark that the approval email could not be delivered.
-pub fn mark_delivery_failed(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<(), StoreError> {
-    with_conn!(conn, |c| diesel::update(er::table.filter(er::id.eq(id.to_string())))
-        .set(er::delivery_failed_at.eq(now.naive_utc()))
-        .execute(c))?;
+pub fn mark_delivery_failed(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    with_conn!(conn, |c| diesel::update(
+        er::table.filter(er::id.eq(id.to_string()))
+    )
+    .set(er::delivery_failed_at.eq(now.naive_utc()))
+    .execute(c))?;
     Ok(())
 }
 

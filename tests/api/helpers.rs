@@ -96,22 +96,24 @@ pub async fn spawn_app_with(db: Db, extra: &[(&'static str, String)]) -> TestApp
             (pg_url_for(&name), Some(name))
         }
     };
-    let settings = Settings::from_sources(&sources(&vec![
-        ("LETHE_BIND", "127.0.0.1:0".into()),
-        ("LETHE_DATABASE_URL", database_url.clone()),
-        ("LETHE_ADMIN_TOKEN", ADMIN_TOKEN.into()),
-        ("LETHE_SECRET_KEY", SECRET_KEY.into()),
-        (
-            "LETHE_OUTBOX_DIR",
-            dir.path().join("outbox").display().to_string(),
-        ),
-        ("LETHE_HTTP_WORKERS", "2".into()),
-        // Tests drive background work step by step with `run_jobs`.
-        ("LETHE_JOB_WORKERS", "0".into()),
-    ]
-    .into_iter()
-    .chain(extra.iter().map(|(k, v)| (*k, v.clone())))
-    .collect::<Vec<_>>()))
+    let settings = Settings::from_sources(&sources(
+        &vec![
+            ("LETHE_BIND", "127.0.0.1:0".into()),
+            ("LETHE_DATABASE_URL", database_url.clone()),
+            ("LETHE_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+            ("LETHE_SECRET_KEY", SECRET_KEY.into()),
+            (
+                "LETHE_OUTBOX_DIR",
+                dir.path().join("outbox").display().to_string(),
+            ),
+            ("LETHE_HTTP_WORKERS", "2".into()),
+            // Tests drive background work step by step with `run_jobs`.
+            ("LETHE_JOB_WORKERS", "0".into()),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (*k, v.clone())))
+        .collect::<Vec<_>>(),
+    ))
     .expect("settings");
     let app = Application::build(&settings)
         .await
@@ -161,16 +163,27 @@ impl TestApp {
     }
 
     pub async fn create_tenant(&self, policy: &str) -> Tenant {
-        let body = if policy == "none" {
-            json!({ "name": "Acme US", "approval_policy": "none" })
+        if policy == "none" {
+            self.create_tenant_from(json!({ "name": "Acme US", "approval_policy": "none" }))
+                .await
         } else {
-            json!({
-                "name": "Acme EU",
-                "approval_policy": "privacy_contact",
-                "privacy_contact": { "name": "Dana Protector", "email": "dpo@acme.example" },
-                "locale": "de"
-            })
-        };
+            self.create_eu_tenant("en", false).await
+        }
+    }
+
+    /// A tenant whose privacy contact approves, in `locale`.
+    pub async fn create_eu_tenant(&self, locale: &str, notify_subject: bool) -> Tenant {
+        self.create_tenant_from(json!({
+            "name": "Acme EU",
+            "approval_policy": "privacy_contact",
+            "privacy_contact": { "name": "Dana Protector", "email": "dpo@acme.example" },
+            "locale": locale,
+            "notify_subject": notify_subject
+        }))
+        .await
+    }
+
+    pub async fn create_tenant_from(&self, body: Value) -> Tenant {
         let r = self.admin_post("/v1/tenants", &body).await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let id = r.json::<Value>().await.unwrap()["id"]
@@ -227,7 +240,10 @@ impl TestApp {
 
     /// Run every background job due now (or at `now + ahead`).
     pub async fn run_jobs(&self) -> lethe::jobs::Pass {
-        self.runner.run_due(lethe::domain::deadline::now()).await.expect("jobs run")
+        self.runner
+            .run_due(lethe::domain::deadline::now())
+            .await
+            .expect("jobs run")
     }
 
     pub async fn run_jobs_at(&self, at: chrono::DateTime<chrono::Utc>) -> lethe::jobs::Pass {

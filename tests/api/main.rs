@@ -1,7 +1,9 @@
 //! Integration tests: a real server on a random port, real HTTP, on both
 //! SQLite and PostgreSQL. Each scenario is written once and run per backend.
 
+mod approval;
 mod helpers;
+mod mail;
 mod scenarios;
 
 /// Generate one test per scenario and backend.
@@ -43,6 +45,40 @@ on_both_backends!(
     revoked_keys_stop_working_at_once,
     audit_verify_passes_and_catches_a_hand_edit,
     health_and_readiness,
+);
+
+/// Scenarios that take the backend themselves (they start extra peers).
+macro_rules! on_both_backends_with_peers {
+    ($($name:ident),* $(,)?) => {
+        mod approval_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::approval::$name(crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod approval_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::approval::$name(crate::helpers::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends_with_peers!(
+    approval_mail_and_browser_click_start_the_erasure,
+    opening_the_link_changes_nothing,
+    used_expired_and_voided_links_change_nothing,
+    rejection_needs_a_reason_and_the_subject_is_told,
+    mail_waits_for_the_smtp_server,
+    german_and_french_contacts_get_their_language,
+    a_batch_gets_one_email_and_one_page,
+    reminders_renew_the_link_and_deadlines_escalate,
+    racing_approvals_make_one_transition,
 );
 
 mod cli;

@@ -43,7 +43,12 @@ pub async fn eu_submission_awaits_approval_and_queues_the_email(app: TestApp) {
     );
     assert_eq!(
         job_kinds(&app, &id_of(&v)).await,
-        vec!["send_approval_email", "approval_reminder", "approval_reminder", "escalate_deadline"]
+        vec![
+            "send_approval_email",
+            "approval_reminder",
+            "approval_reminder",
+            "escalate_deadline"
+        ]
     );
     // Read back as stored.
     let got: Value = app
