@@ -38,6 +38,48 @@ pub enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage a tenant's erasure targets.
+    #[command(subcommand)]
+    Target(TargetCommand),
+    /// Check certificates of erasure.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TargetCommand {
+    /// Register an erasure target; its signing secret is printed once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// A short name, e.g. profile-service.
+        #[arg(long)]
+        name: String,
+        /// The URL lethe POSTs the signed erasure call to.
+        #[arg(long)]
+        url: String,
+        /// Timeout of one call, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: i32,
+    },
+    /// List a tenant's erasure targets.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Verify a receipt file's Ed25519 signature (and, when this server's
+    /// secret is configured, that this lethe signed it); exits 1 if not.
+    Verify {
+        /// The receipt, as returned by GET /v1/erasure-requests/{id}/receipt.
+        file: PathBuf,
+        /// The expected public key (base64), from GET /v1/receipts/public-key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -182,7 +224,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 TenantSettings::new(Name::parse("--name", &c.name)?, policy, contact, locale)
                     .map_err(|e| anyhow::anyhow!("--contact-email: {}", e.message))?;
             settings.notify_subject = c.notify_subject;
-            let tenant = admin::create_tenant(&store, settings).await?;
+            let sealer =
+                crate::domain::sealed::Sealer::new(&Settings::from_sources(&sources)?.subject_key);
+            let (tenant, callback_secret) = admin::create_tenant(&store, &sealer, settings).await?;
+            eprintln!(
+                "tenant created; its callback signing secret (shown once): {}",
+                callback_secret.expose()
+            );
             println!("{}", tenant.id);
         }
         Command::Tenant(TenantCommand::List) => {
@@ -232,6 +280,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .await?;
             println!("revoked {key}");
+        }
+        Command::Target(TargetCommand::Create {
+            tenant,
+            name,
+            url,
+            timeout_ms,
+        }) => {
+            let tenant = parse_tenant(&tenant)?;
+            let url = crate::domain::values::CallbackUrl::parse("--url", &url)?;
+            let settings = Settings::from_sources(&sources)?;
+            let store = open_store(&sources).await?;
+            let sealer = crate::domain::sealed::Sealer::new(&settings.subject_key);
+            let (row, secret) = admin::create_target(
+                &store,
+                &sealer,
+                tenant,
+                name,
+                url.as_str().to_owned(),
+                timeout_ms,
+            )
+            .await?;
+            eprintln!(
+                "target {} created; its signing secret is shown only this once:",
+                row.id
+            );
+            println!("{}", secret.expose());
+        }
+        Command::Target(TargetCommand::List { tenant }) => {
+            let tenant = parse_tenant(&tenant)?;
+            let store = open_store(&sources).await?;
+            for t in store
+                .read(move |conn| crate::store::targets::list(conn, tenant))
+                .await?
+            {
+                let status = if t.enabled { "enabled" } else { "disabled" };
+                println!("{}\t{}\t{}\t{}", t.id, status, t.name, t.url);
+            }
+        }
+        Command::Receipt(ReceiptCommand::Verify { file, public_key }) => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            match crate::domain::receipt::verify(&bytes, public_key.as_deref()) {
+                Ok(body) => {
+                    println!(
+                        "receipt valid: request {} of tenant {}, erased {}",
+                        body.request_id, body.tenant_id, body.erased_at
+                    );
+                    if public_key.is_none() {
+                        println!("(signature checked against the key in the file; pass --public-key with the key from /v1/receipts/public-key to check who signed it)");
+                    }
+                }
+                Err(e) => {
+                    println!("receipt INVALID: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
         }
         Command::Audit(AuditCommand::Verify) => {
             let store = open_store(&sources).await?;

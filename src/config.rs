@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use rand::RngCore;
 
-use crate::domain::outbox::WorkflowPolicy;
+use crate::domain::outbox::{Retention, WorkflowPolicy};
 use crate::domain::secret::Secret;
 use crate::domain::subject_key::SubjectKey;
 use crate::store::{Backend, DatabaseUrl, StoreOptions};
@@ -35,6 +35,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_APPROVAL_LINK_TTL_DAYS", "14", "Days an approval link stays valid."),
     ("LETHE_REMINDER_DAYS", "3,7", "Days after the approval email at which the privacy contact is reminded (a new link; the old one is voided). Empty: no reminders."),
     ("LETHE_ESCALATE_DAYS_BEFORE_DUE", "7", "An undecided request is flagged for support this many days before its deadline."),
+    ("LETHE_RETENTION_ERASED_DAYS", "0", "Days an erased request keeps its personal fields (subject id, email, reason) before they are scrubbed; the keyed hash stays."),
+    ("LETHE_RETENTION_REJECTED_DAYS", "30", "Days a rejected request keeps its personal fields."),
+    ("LETHE_RETENTION_CANCELLED_DAYS", "30", "Days a cancelled request keeps its personal fields."),
     ("LETHE_JOB_WORKERS", "4", "Background workers per process (email, reminders, erasure calls); 0 runs none."),
     ("LETHE_JOB_POLL_MS", "1000", "How often idle workers look for due jobs."),
     ("LETHE_DB_POOL_SIZE", "16", "PostgreSQL connections per process."),
@@ -318,6 +321,17 @@ impl Settings {
         let escalate_before_days = src.parse("LETHE_ESCALATE_DAYS_BEFORE_DUE", 7, |v| {
             number(v, 0, 60).map(|n| n as u32)
         })?;
+        let retention = Retention {
+            erased_days: src.parse("LETHE_RETENTION_ERASED_DAYS", 0, |v| {
+                number(v, 0, 3650).map(|n| n as u32)
+            })?,
+            rejected_days: src.parse("LETHE_RETENTION_REJECTED_DAYS", 30, |v| {
+                number(v, 0, 3650).map(|n| n as u32)
+            })?,
+            cancelled_days: src.parse("LETHE_RETENTION_CANCELLED_DAYS", 30, |v| {
+                number(v, 0, 3650).map(|n| n as u32)
+            })?,
+        };
         let job_workers = src.parse("LETHE_JOB_WORKERS", 4, |v| {
             number(v, 0, 64).map(|n| n as usize)
         })?;
@@ -346,6 +360,7 @@ impl Settings {
                 reminder_days,
                 escalate_before_days,
                 link_ttl_days,
+                retention,
             },
             job_workers,
             job_poll,
@@ -464,6 +479,7 @@ mod tests {
             ("LETHE_MAIL_FROM", "not an address"),
             ("LETHE_REMINDER_DAYS", "3,x"),
             ("LETHE_JOB_WORKERS", "-1"),
+            ("LETHE_RETENTION_REJECTED_DAYS", "x"),
         ] {
             let mut pairs = vec![key()];
             pairs.push((name, value));

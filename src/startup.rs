@@ -2,6 +2,7 @@
 //! and `port()` tells the real one), then run until stopped.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -9,6 +10,8 @@ use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 
 use crate::config::{Settings, SHUTDOWN_GRACE};
+use crate::domain::receipt::ReceiptSigner;
+use crate::domain::sealed::Sealer;
 use crate::domain::secret::SecretDigest;
 use crate::email::Mailer;
 use crate::http::{self, AppState};
@@ -40,12 +43,20 @@ impl Application {
             settings.smtp_timeout,
         )
         .map_err(|e| anyhow::anyhow!(e))?;
+        let sealer = Arc::new(Sealer::new(&settings.subject_key));
+        let signer = Arc::new(ReceiptSigner::new(&settings.subject_key));
         let runner = Runner::new(JobContext {
             store: store.clone(),
             mailer,
             public_url: settings.public_url.clone(),
             subject_prefix: settings.mail_subject_prefix.clone(),
             workflow: settings.workflow.clone(),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            sealer: sealer.clone(),
+            signer: signer.clone(),
         });
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("LETHE_BIND: cannot listen on {}: {e}", settings.bind))?;
@@ -58,6 +69,8 @@ impl Application {
                 .as_ref()
                 .map(|t| SecretDigest::of(t.expose())),
             workflow: settings.workflow.clone(),
+            sealer,
+            signer,
         };
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {

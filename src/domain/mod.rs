@@ -6,10 +6,14 @@ pub mod audit;
 pub mod deadline;
 pub mod ids;
 pub mod outbox;
+pub mod receipt;
 pub mod request;
+pub mod sealed;
 pub mod secret;
+pub mod signature;
 pub mod state;
 pub mod subject_key;
+pub mod target;
 pub mod tenant;
 pub mod values;
 

@@ -20,18 +20,31 @@ pub enum JobKind {
     EscalateDeadline,
     /// Tell the data subject about their request.
     NotifySubject,
-    /// Tell every erasure target to erase.
+    /// Tell every erasure target to erase (expanded by the store into one
+    /// `CallTarget` job per enabled target, in the same transaction).
     StartErasure,
+    /// Call one erasure target.
+    CallTarget,
+    /// Tell the platform's `callback_url` about a state change.
+    Callback,
+    /// Remove the personal fields of a closed request.
+    Scrub,
+    /// Email the privacy contact the certificate of erasure.
+    SendReceipt,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 10] = [
         Self::SendApprovalEmail,
         Self::SendBatchApprovalEmail,
         Self::ApprovalReminder,
         Self::EscalateDeadline,
         Self::NotifySubject,
         Self::StartErasure,
+        Self::CallTarget,
+        Self::Callback,
+        Self::Scrub,
+        Self::SendReceipt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +55,10 @@ impl JobKind {
             JobKind::EscalateDeadline => "escalate_deadline",
             JobKind::NotifySubject => "notify_subject",
             JobKind::StartErasure => "start_erasure",
+            JobKind::CallTarget => "call_target",
+            JobKind::Callback => "callback",
+            JobKind::Scrub => "scrub",
+            JobKind::SendReceipt => "send_receipt",
         }
     }
 
@@ -88,6 +105,20 @@ pub struct FollowUp<'a> {
     pub escalate_before: Duration,
     /// The state was entered on submission (so the subject gets a receipt).
     pub on_submit: bool,
+    /// The state left (none on submission).
+    pub from: Option<RequestState>,
+    /// The platform asked to be called back on every state change.
+    pub has_callback: bool,
+    /// Days a closed request keeps its personal fields.
+    pub retention: &'a Retention,
+}
+
+/// How long closed requests keep their personal fields, in days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub erased_days: u32,
+    pub rejected_days: u32,
+    pub cancelled_days: u32,
 }
 
 /// The jobs entering `to` causes.
@@ -128,6 +159,28 @@ pub fn jobs_on_entering(to: RequestState, f: &FollowUp<'_>) -> Vec<PlannedJob> {
             serde_json::json!({ "notice": notice }),
         ));
     }
+    if to == RequestState::Erased {
+        jobs.push(now_job(JobKind::SendReceipt, serde_json::json!({})));
+    }
+    let keep_days = match to {
+        RequestState::Erased => Some(f.retention.erased_days),
+        RequestState::Rejected => Some(f.retention.rejected_days),
+        RequestState::Cancelled => Some(f.retention.cancelled_days),
+        _ => None,
+    };
+    if let Some(days) = keep_days {
+        jobs.push(PlannedJob {
+            kind: JobKind::Scrub,
+            run_at: f.now + Duration::days(i64::from(days)),
+            payload: serde_json::json!({}),
+        });
+    }
+    if f.has_callback {
+        jobs.push(now_job(
+            JobKind::Callback,
+            serde_json::json!({ "from": f.from, "to": to, "at": f.now }),
+        ));
+    }
     jobs
 }
 
@@ -161,9 +214,18 @@ pub fn backoff(attempts: i32, jitter: f64) -> Duration {
 mod tests {
     use super::*;
 
+    static RETENTION: Retention = Retention {
+        erased_days: 0,
+        rejected_days: 30,
+        cancelled_days: 30,
+    };
+
     fn ctx(days: &[u32]) -> FollowUp<'_> {
         let now = Utc::now();
         FollowUp {
+            from: None,
+            has_callback: false,
+            retention: &RETENTION,
             now,
             due_at: now + Duration::days(30),
             in_batch: false,
@@ -215,7 +277,7 @@ mod tests {
         f.notify_subject = true;
         assert_eq!(
             kinds(&jobs_on_entering(RequestState::Rejected, &f)),
-            vec![JobKind::NotifySubject]
+            vec![JobKind::NotifySubject, JobKind::Scrub]
         );
         assert_eq!(
             kinds(&jobs_on_entering(RequestState::Erasing, &f)),
@@ -226,7 +288,29 @@ mod tests {
             kinds(&jobs_on_entering(RequestState::Erasing, &f)),
             vec![JobKind::StartErasure]
         );
-        assert!(jobs_on_entering(RequestState::Cancelled, &f).is_empty());
+        assert_eq!(
+            kinds(&jobs_on_entering(RequestState::Cancelled, &f)),
+            vec![JobKind::Scrub]
+        );
+    }
+
+    #[test]
+    fn erasure_sends_a_receipt_scrubs_and_calls_back() {
+        let mut f = ctx(&[]);
+        f.has_callback = true;
+        f.from = Some(RequestState::Erasing);
+        let jobs = jobs_on_entering(RequestState::Erased, &f);
+        assert_eq!(
+            kinds(&jobs),
+            vec![JobKind::SendReceipt, JobKind::Scrub, JobKind::Callback]
+        );
+        assert_eq!(
+            jobs[1].run_at, f.now,
+            "erased requests are scrubbed at once by default"
+        );
+        assert_eq!(jobs[2].payload["from"], "erasing");
+        let rejected = jobs_on_entering(RequestState::Rejected, &f);
+        assert_eq!(rejected[0].run_at, f.now + Duration::days(30));
     }
 
     #[test]
@@ -249,6 +333,7 @@ pub struct WorkflowPolicy {
     pub escalate_before_days: u32,
     /// How long an approval link stays valid.
     pub link_ttl_days: u32,
+    pub retention: Retention,
 }
 
 impl Default for WorkflowPolicy {
@@ -257,6 +342,11 @@ impl Default for WorkflowPolicy {
             reminder_days: vec![3, 7],
             escalate_before_days: 7,
             link_ttl_days: 14,
+            retention: Retention {
+                erased_days: 0,
+                rejected_days: 30,
+                cancelled_days: 30,
+            },
         }
     }
 }
@@ -271,6 +361,9 @@ impl WorkflowPolicy {
             reminder_days: &self.reminder_days,
             escalate_before: Duration::days(i64::from(self.escalate_before_days)),
             on_submit: false,
+            from: None,
+            has_callback: false,
+            retention: &self.retention,
         }
     }
 }

@@ -67,6 +67,10 @@ pub struct ErasureRequest {
     pub escalated_at: Option<DateTime<Utc>>,
     /// The approval email could not be delivered.
     pub delivery_failed_at: Option<DateTime<Utc>>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub erased_at: Option<DateTime<Utc>>,
+    /// When the personal fields were removed.
+    pub scrubbed_at: Option<DateTime<Utc>>,
 }
 
 impl ErasureRequest {

@@ -20,6 +20,13 @@ impl SubjectKey {
         (bytes.len() >= Self::MIN_LEN).then_some(Self(bytes))
     }
 
+    /// A 32-byte key for another purpose, derived from this server secret.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn hash(&self, tenant: TenantId, subject: &SubjectId) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(tenant.as_uuid().as_bytes());

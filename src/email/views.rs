@@ -224,3 +224,51 @@ fn one_line(s: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
+
+#[derive(Template)]
+#[template(path = "email/receipt.txt")]
+struct ReceiptText<'a> {
+    tenant: &'a str,
+    r: &'a crate::domain::receipt::ReceiptBody,
+    json: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/receipt.html")]
+struct ReceiptHtml<'a> {
+    tenant: &'a str,
+    r: &'a crate::domain::receipt::ReceiptBody,
+    json: &'a str,
+}
+
+/// The certificate of erasure for the privacy contact (no personal data).
+pub fn receipt(
+    tenant: &Tenant,
+    to: &EmailAddress,
+    receipt: &crate::domain::receipt::Receipt,
+    subject_prefix: &str,
+) -> Result<OutgoingEmail, askama::Error> {
+    let json = serde_json::to_string_pretty(receipt).expect("a receipt serializes");
+    let name = tenant.settings.name.as_str();
+    let text = ReceiptText {
+        tenant: name,
+        r: &receipt.receipt,
+        json: &json,
+    }
+    .render()?;
+    let html = ReceiptHtml {
+        tenant: name,
+        r: &receipt.receipt,
+        json: &json,
+    }
+    .render()?;
+    Ok(OutgoingEmail {
+        to: to.clone(),
+        subject: one_line(&format!(
+            "{subject_prefix} {name}: certificate of erasure {}",
+            receipt.receipt.request_id
+        )),
+        text,
+        html,
+    })
+}

@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod auth;
+pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -11,6 +12,7 @@ pub mod pages;
 pub mod requests;
 pub mod state;
 pub mod subjects;
+pub mod targets;
 pub mod tenants;
 
 use actix_web::http::StatusCode;
@@ -63,6 +65,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/erasure-requests/{id}/resend-approval",
                     web::post().to(requests::resend_approval),
+                )
+                .route(
+                    "/erasure-requests/{id}/retry",
+                    web::post().to(erasure::retry),
+                )
+                .route(
+                    "/erasure-requests/{id}/complete",
+                    web::post().to(erasure::complete),
+                )
+                .route(
+                    "/erasure-requests/{id}/receipt",
+                    web::get().to(erasure::receipt),
+                )
+                .route(
+                    "/erasure-requests/{id}/targets",
+                    web::get().to(erasure::calls),
+                )
+                .route(
+                    "/erasure-requests/{id}/targets/{target}/confirm",
+                    web::post().to(erasure::confirm),
+                )
+                .route("/receipts/public-key", web::get().to(erasure::public_key))
+                .service(
+                    web::resource("/tenants/{id}/targets")
+                        .route(web::post().to(targets::create))
+                        .route(web::get().to(targets::list)),
+                )
+                .route(
+                    "/tenants/{id}/targets/{target}",
+                    web::patch().to(targets::patch),
                 )
                 .route("/subjects/{subject_id}", web::get().to(subjects::status))
                 .service(

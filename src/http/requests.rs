@@ -115,6 +115,10 @@ pub struct RequestView {
     pub approval_delivery_failed_at: Option<DateTime<Utc>>,
     /// The privacy contact's reason, when rejected.
     pub rejection: Option<Rejection>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub erased_at: Option<DateTime<Utc>>,
+    /// When the personal fields were removed (the request itself stays).
+    pub scrubbed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,6 +151,9 @@ impl RequestView {
                 code: code.clone(),
                 explanation: r.decision_explanation.clone(),
             }),
+            approved_at: r.approved_at,
+            erased_at: r.erased_at,
+            scrubbed_at: r.scrubbed_at,
         }
     }
 }

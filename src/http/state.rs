@@ -1,6 +1,10 @@
 //! What every handler can reach.
 
+use std::sync::Arc;
+
 use crate::domain::outbox::WorkflowPolicy;
+use crate::domain::receipt::ReceiptSigner;
+use crate::domain::sealed::Sealer;
 use crate::domain::secret::SecretDigest;
 use crate::domain::subject_key::SubjectKey;
 use crate::store::Store;
@@ -12,4 +16,6 @@ pub struct AppState {
     /// SHA-256 of the admin token; `None` disables the admin API.
     pub admin_token: Option<SecretDigest>,
     pub workflow: WorkflowPolicy,
+    pub sealer: Arc<Sealer>,
+    pub signer: Arc<ReceiptSigner>,
 }

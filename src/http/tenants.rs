@@ -167,8 +167,15 @@ pub async fn create(
     body: web::Json<NewTenantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = body.into_inner().into_settings()?;
-    let tenant = admin::create_tenant(&state.store, settings).await?;
-    Ok(HttpResponse::Created().json(TenantView::from(&tenant)))
+    let (tenant, callback_secret) =
+        admin::create_tenant(&state.store, &state.sealer, settings).await?;
+    let mut view =
+        serde_json::to_value(TenantView::from(&tenant)).map_err(|_| ApiError::internal())?;
+    // Shown once: platform callbacks are signed with it.
+    view["callback_secret"] = serde_json::Value::String(callback_secret.expose().to_owned());
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(view))
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@
 //! support sees it. Nothing is dropped silently.
 
 mod approval;
+pub mod erasure;
 mod notices;
 
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use rand::Rng;
 
 use crate::domain::deadline;
 use crate::domain::outbox::{backoff, JobKind, WorkflowPolicy};
+use crate::domain::receipt::ReceiptSigner;
+use crate::domain::sealed::Sealer;
 use crate::email::Mailer;
 use crate::store::jobs::{self, JobRow};
 use crate::store::{Store, StoreError};
@@ -24,6 +27,9 @@ pub enum JobError {
     /// Worth another try later.
     #[error("{0}")]
     Retry(String),
+    /// Worth another try, not before the given time (e.g. Retry-After).
+    #[error("{1}")]
+    RetryAt(DateTime<Utc>, String),
     /// Will never succeed; give up now.
     #[error("{0}")]
     Permanent(String),
@@ -42,6 +48,9 @@ pub struct JobContext {
     pub public_url: url::Url,
     pub subject_prefix: String,
     pub workflow: WorkflowPolicy,
+    pub http: reqwest::Client,
+    pub sealer: Arc<Sealer>,
+    pub signer: Arc<ReceiptSigner>,
 }
 
 /// The kinds this build can run. A kind without a handler stays queued.
@@ -51,6 +60,10 @@ pub const HANDLED: &[JobKind] = &[
     JobKind::ApprovalReminder,
     JobKind::EscalateDeadline,
     JobKind::NotifySubject,
+    JobKind::CallTarget,
+    JobKind::Callback,
+    JobKind::Scrub,
+    JobKind::SendReceipt,
 ];
 
 /// How long a claimed job is leased before another worker may take it.
@@ -133,7 +146,14 @@ impl Runner {
             }
             JobKind::EscalateDeadline => approval::escalate(&self.ctx, &job, now).await,
             JobKind::NotifySubject => notices::send(&self.ctx, &job).await,
-            JobKind::StartErasure => Err(JobError::Retry("no handler in this build".into())),
+            JobKind::CallTarget => erasure::call_target(&self.ctx, &job, now).await,
+            JobKind::Callback => erasure::callback(&self.ctx, &job).await,
+            JobKind::Scrub => erasure::scrub(&self.ctx, &job, now).await,
+            JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job).await,
+            // Expanded into CallTarget jobs when written; never stored.
+            JobKind::StartErasure => Err(JobError::Permanent(
+                "start_erasure is not a stored job".into(),
+            )),
         };
         let id = job.id.clone();
         match result {
@@ -144,9 +164,17 @@ impl Runner {
                     .await?;
                 Ok(Outcome::Done)
             }
-            Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
+            Err(err @ (JobError::Retry(_) | JobError::RetryAt(..)))
+                if job.attempts < job.max_attempts =>
+            {
                 let jitter: f64 = rand::thread_rng().gen();
-                let run_at = deadline::now().max(now) + backoff(job.attempts, jitter);
+                let (run_at, e) = match err {
+                    JobError::RetryAt(at, e) => (at, e),
+                    JobError::Retry(e) => {
+                        (deadline::now().max(now) + backoff(job.attempts, jitter), e)
+                    }
+                    JobError::Permanent(e) => (now, e),
+                };
                 tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed, will retry");
                 self.ctx
                     .store
@@ -158,6 +186,9 @@ impl Runner {
                 let error = e.to_string();
                 tracing::error!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed for good");
                 approval::on_dead(&self.ctx, kind, &job, &error, now).await?;
+                if kind == JobKind::CallTarget {
+                    erasure::on_call_dead(&self.ctx, &job, now).await?;
+                }
                 self.ctx
                     .store
                     .write(move |conn| jobs::bury(conn, &id, &error, now))

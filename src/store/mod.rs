@@ -12,8 +12,10 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod migrate;
+pub mod receipts;
 pub mod requests;
 pub mod schema;
+pub mod targets;
 pub mod tenants;
 
 pub use db::{Backend, Conn, DatabaseUrl, Store, StoreOptions};

@@ -12,7 +12,7 @@ use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::audit::Actor;
 use crate::domain::deadline;
-use crate::domain::outbox::{jobs_on_entering, WorkflowPolicy};
+use crate::domain::outbox::{jobs_on_entering, JobKind, PlannedJob, WorkflowPolicy};
 use crate::domain::request::{ErasureRequest, NewErasure};
 use crate::domain::state::transition;
 use crate::domain::tenant::ApprovalPolicy;
@@ -45,6 +45,9 @@ struct RequestRow {
     decision_explanation: Option<String>,
     escalated_at: Option<NaiveDateTime>,
     delivery_failed_at: Option<NaiveDateTime>,
+    approved_at: Option<NaiveDateTime>,
+    erased_at: Option<NaiveDateTime>,
+    scrubbed_at: Option<NaiveDateTime>,
 }
 
 impl RequestRow {
@@ -92,6 +95,9 @@ impl RequestRow {
             decision_explanation: self.decision_explanation,
             escalated_at: self.escalated_at.map(utc),
             delivery_failed_at: self.delivery_failed_at.map(utc),
+            approved_at: self.approved_at.map(utc),
+            erased_at: self.erased_at.map(utc),
+            scrubbed_at: self.scrubbed_at.map(utc),
         })
     }
 }
@@ -227,6 +233,9 @@ pub fn submit(
         decision_explanation: None,
         escalated_at: None,
         delivery_failed_at: None,
+        approved_at: None,
+        erased_at: None,
+        scrubbed_at: None,
     };
     let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
         .values(&row)
@@ -253,10 +262,8 @@ pub fn submit(
     f.in_batch = s.batch_id.is_some();
     f.notify_subject = s.notify_subject && e.subject_email.is_some();
     f.on_submit = true;
-    let follow_up: Vec<JobRow> = jobs_on_entering(to, &f)
-        .iter()
-        .map(|p| JobRow::planned(p, Some(s.tenant), Some(id), now))
-        .collect();
+    f.has_callback = e.callback_url.is_some();
+    let follow_up = plan_rows(conn, &jobs_on_entering(to, &f), s.tenant, id, now)?;
     jobs::enqueue(conn, &follow_up)?;
     Ok(Submitted::Created(row.into_domain()?))
 }
@@ -347,6 +354,16 @@ pub fn apply(
         er::audit_head.eq(&ev.hash),
         er::decision_code.eq(&code),
         er::decision_explanation.eq(&explanation),
+        er::approved_at.eq(if event == Event::Approve {
+            Some(now.naive_utc())
+        } else {
+            row.approved_at
+        }),
+        er::erased_at.eq(if to == RequestState::Erased {
+            Some(now.naive_utc())
+        } else {
+            row.erased_at
+        }),
     ))
     .execute(c))?;
     if updated == 0 {
@@ -364,12 +381,67 @@ pub fn apply(
     let mut f = workflow.follow_up(now, utc(row.due_at));
     f.in_batch = row.batch_id.is_some();
     f.notify_subject = row.subject_email.is_some() && tenant_notifies(conn, &row.tenant_id)?;
-    let follow_up: Vec<JobRow> = jobs_on_entering(to, &f)
-        .iter()
-        .map(|p| JobRow::planned(p, Some(tenant), Some(id), now))
-        .collect();
+    f.from = Some(from);
+    f.has_callback = row.callback_url.is_some();
+    let follow_up = plan_rows(conn, &jobs_on_entering(to, &f), tenant, id, now)?;
     jobs::enqueue(conn, &follow_up)?;
     load_row(conn, tenant, id)?.into_domain()
+}
+
+/// Turn planned jobs into rows; `StartErasure` becomes one call per target.
+fn plan_rows(
+    conn: &mut Conn<'_>,
+    planned: &[PlannedJob],
+    tenant: TenantId,
+    id: RequestId,
+    now: DateTime<Utc>,
+) -> Result<Vec<JobRow>, StoreError> {
+    let mut rows = Vec::with_capacity(planned.len());
+    for p in planned {
+        if p.kind == JobKind::StartErasure {
+            rows.extend(super::targets::fan_out(conn, tenant, id, now)?);
+        } else {
+            rows.push(JobRow::planned(p, Some(tenant), Some(id), now));
+        }
+    }
+    Ok(rows)
+}
+
+/// Remove a closed request's personal fields; the keyed subject hash stays.
+pub fn scrub(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let closed: Vec<&str> = [
+        RequestState::Erased,
+        RequestState::Rejected,
+        RequestState::Cancelled,
+    ]
+    .iter()
+    .map(|s| s.as_str())
+    .collect();
+    let n = with_conn!(conn, |c| diesel::update(
+        er::table
+            .filter(er::id.eq(id.to_string()))
+            .filter(er::state.eq_any(&closed))
+            .filter(er::scrubbed_at.is_null())
+    )
+    .set((
+        er::subject_id.eq(None::<String>),
+        er::subject_email.eq(None::<String>),
+        er::reason.eq(None::<String>),
+        er::decision_explanation.eq(None::<String>),
+        er::scrubbed_at.eq(Some(now.naive_utc())),
+    ))
+    .execute(c))?;
+    Ok(n > 0)
+}
+
+/// The chain head of a request (for receipts).
+pub fn chain_head(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+) -> Result<(i64, String), StoreError> {
+    let row = load_row(conn, tenant, id)?;
+    Ok((row.audit_seq, row.audit_head))
 }
 
 /// Record something that happened to a request without changing its state

@@ -12,6 +12,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         notify_subject -> Bool,
+        callback_secret_box -> Nullable<Text>,
     }
 }
 
@@ -51,6 +52,9 @@ diesel::table! {
         decision_explanation -> Nullable<Text>,
         escalated_at -> Nullable<Timestamp>,
         delivery_failed_at -> Nullable<Timestamp>,
+        approved_at -> Nullable<Timestamp>,
+        erased_at -> Nullable<Timestamp>,
+        scrubbed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -105,11 +109,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    erasure_targets (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        url -> Text,
+        secret_box -> Text,
+        timeout_ms -> Integer,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    target_calls (id) {
+        id -> Text,
+        tenant_id -> Text,
+        request_id -> Text,
+        target_id -> Text,
+        target_name -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        confirmed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
     erasure_requests,
     audit_events,
     jobs,
-    approval_links
+    approval_links,
+    erasure_targets,
+    target_calls
 );

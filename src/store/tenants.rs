@@ -102,6 +102,30 @@ pub fn update(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Store the tenant's (sealed) callback secret.
+pub fn set_callback_secret(
+    conn: &mut Conn<'_>,
+    id: TenantId,
+    sealed: &str,
+) -> Result<(), StoreError> {
+    let n = with_conn!(conn, |c| diesel::update(
+        tenants::table.find(id.to_string())
+    )
+    .set(tenants::callback_secret_box.eq(Some(sealed)))
+    .execute(c))?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub fn callback_secret(conn: &mut Conn<'_>, id: TenantId) -> Result<Option<String>, StoreError> {
+    Ok(with_conn!(conn, |c| tenants::table
+        .find(id.to_string())
+        .select(tenants::callback_secret_box)
+        .first::<Option<String>>(c))?)
+}
+
 pub fn get(conn: &mut Conn<'_>, id: TenantId) -> Result<Tenant, StoreError> {
     let row: TenantRow = with_conn!(conn, |c| tenants::table
         .find(id.to_string())

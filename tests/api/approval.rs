@@ -608,9 +608,16 @@ pub async fn racing_approvals_make_one_transition(db: Db) {
         .read(move |conn| lethe::store::jobs::for_request(conn, rid))
         .await
         .unwrap();
+    assert!(jobs.iter().all(|j| j.kind != "start_erasure"));
+    let tid: lethe::domain::TenantId = t.id.parse().unwrap();
+    let events = app
+        .store
+        .read(move |conn| lethe::store::audit::for_request(conn, tid, rid))
+        .await
+        .unwrap();
     assert_eq!(
-        jobs.iter().filter(|j| j.kind == "start_erasure").count(),
+        events.iter().filter(|e| e.event == "approve").count(),
         1,
-        "one erasure"
+        "one transition"
     );
 }

@@ -2,9 +2,11 @@
 //! SQLite and PostgreSQL. Each scenario is written once and run per backend.
 
 mod approval;
+mod erasure;
 mod helpers;
 mod mail;
 mod scenarios;
+mod targets_server;
 
 /// Generate one test per scenario and backend.
 macro_rules! on_both_backends {
@@ -79,6 +81,37 @@ on_both_backends_with_peers!(
     a_batch_gets_one_email_and_one_page,
     reminders_renew_the_link_and_deadlines_escalate,
     racing_approvals_make_one_transition,
+);
+
+macro_rules! erasure_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod erasure_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::erasure::$name(crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod erasure_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::erasure::$name(crate::helpers::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+erasure_on_both_backends!(
+    approved_request_is_erased_at_the_target_with_proof,
+    server_errors_are_retried,
+    accepted_then_confirmed,
+    refused_then_retried_after_a_fix,
+    a_hanging_target_times_out_and_is_retried,
+    erased_only_when_every_target_confirmed,
+    platform_completion_and_signed_callbacks,
 );
 
 mod cli;

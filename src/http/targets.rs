@@ -1,0 +1,172 @@
+//! Admin API: a tenant's erasure targets.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Admin;
+use super::error::ApiError;
+use super::extract::parse_id;
+use super::state::AppState;
+use crate::admin;
+use crate::domain::deadline;
+use crate::domain::values::{CallbackUrl, InvalidValue, Name};
+use crate::domain::TenantId;
+use crate::store::targets::{self, TargetRow};
+use crate::store::{tenants, StoreError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTargetBody {
+    pub name: String,
+    pub url: String,
+    pub timeout_ms: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTargetBody {
+    pub url: Option<String>,
+    pub timeout_ms: Option<i32>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetView {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub url: String,
+    pub timeout_ms: i32,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Only in the response that creates the target: the HMAC key its calls
+    /// are signed with (and its confirmations must be signed with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl TargetView {
+    fn new(t: &TargetRow, secret: Option<String>) -> Self {
+        Self {
+            id: t.id.clone(),
+            tenant_id: t.tenant_id.clone(),
+            name: t.name.clone(),
+            url: t.url.clone(),
+            timeout_ms: t.timeout_ms,
+            enabled: t.enabled,
+            created_at: t.created_at(),
+            updated_at: t.updated_at(),
+            secret,
+        }
+    }
+}
+
+fn timeout(ms: Option<i32>) -> Result<i32, InvalidValue> {
+    match ms {
+        None => Ok(10_000),
+        Some(ms) if (100..=120_000).contains(&ms) => Ok(ms),
+        Some(_) => Err(InvalidValue::new(
+            "timeout_ms",
+            "must be from 100 to 120000",
+        )),
+    }
+}
+
+fn target_name(s: &str) -> Result<String, InvalidValue> {
+    let n = Name::parse("name", s)?;
+    if n.as_str().len() > 64
+        || !n
+            .as_str()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(InvalidValue::new(
+            "name",
+            "use 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(n.as_str().to_owned())
+}
+
+fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    }
+}
+
+pub async fn create(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewTargetBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant: TenantId = parse_id(&path, "tenant")?;
+    let name = target_name(&body.name)?;
+    let url = CallbackUrl::parse("url", &body.url)?.as_str().to_owned();
+    let timeout_ms = timeout(body.timeout_ms)?;
+    let (row, secret) =
+        admin::create_target(&state.store, &state.sealer, tenant, name, url, timeout_ms)
+            .await
+            .map_err(not_found("tenant"))?;
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(TargetView::new(&row, Some(secret.expose().to_owned()))))
+}
+
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant: TenantId = parse_id(&path, "tenant")?;
+    let rows = state
+        .store
+        .read(move |conn| {
+            tenants::get(conn, tenant)?;
+            targets::list(conn, tenant)
+        })
+        .await
+        .map_err(not_found("tenant"))?;
+    let data: Vec<TargetView> = rows.iter().map(|t| TargetView::new(t, None)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}
+
+pub async fn patch(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<PatchTargetBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant: TenantId = parse_id(&path.0, "tenant")?;
+    let key = path.1.clone();
+    let url = body
+        .url
+        .as_deref()
+        .map(|u| CallbackUrl::parse("url", u).map(|u| u.as_str().to_owned()))
+        .transpose()?;
+    let timeout_ms = body.timeout_ms.map(|t| timeout(Some(t))).transpose()?;
+    let enabled = body.enabled;
+    let row = state
+        .store
+        .write(move |conn| {
+            let mut t = targets::find(conn, tenant, &key)?;
+            if let Some(u) = url {
+                t.url = u;
+            }
+            if let Some(ms) = timeout_ms {
+                t.timeout_ms = ms;
+            }
+            if let Some(e) = enabled {
+                t.enabled = e;
+            }
+            t.updated_at = deadline::now().naive_utc();
+            targets::update(conn, &t)?;
+            Ok(t)
+        })
+        .await
+        .map_err(not_found("erasure target"))?;
+    Ok(HttpResponse::Ok().json(TargetView::new(&row, None)))
+}

@@ -1,0 +1,386 @@
+//! Telling erasure targets and platforms, scrubbing, and the receipt email.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::approval::note;
+use super::{payload, request_of, JobContext, JobError};
+use crate::domain::audit::Actor;
+use crate::domain::signature;
+use crate::domain::target::{classify, Answer, CallStatus};
+use crate::domain::{Event, RequestId, RequestState, TenantId};
+use crate::email::views;
+use crate::email::SendError;
+use crate::store::requests::{self, Change};
+use crate::store::{receipts, targets, tenants, StoreError};
+
+const USER_AGENT: &str = concat!("lethe/", env!("CARGO_PKG_VERSION"));
+
+/// Move the request to `erased` once every target has confirmed.
+pub fn complete_if_done(
+    conn: &mut crate::store::Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+    workflow: &crate::domain::outbox::WorkflowPolicy,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let r = requests::get(conn, tenant, id)?;
+    if !matches!(r.state, RequestState::Erasing | RequestState::Failed)
+        || !targets::all_confirmed(conn, id)?
+    {
+        return Ok(false);
+    }
+    requests::apply(
+        conn,
+        tenant,
+        id,
+        Change {
+            event: Event::Complete,
+            actor: &Actor::system("targets"),
+            detail: None,
+            decision: None,
+        },
+        workflow,
+        now,
+    )?;
+    Ok(true)
+}
+
+/// Give up on a request's erasure: support must act.
+fn fail(
+    conn: &mut crate::store::Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+    target: &str,
+    workflow: &crate::domain::outbox::WorkflowPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let r = requests::get(conn, tenant, id)?;
+    if r.state != RequestState::Erasing {
+        return Ok(());
+    }
+    requests::apply(
+        conn,
+        tenant,
+        id,
+        Change {
+            event: Event::Fail,
+            actor: &Actor::system("targets"),
+            detail: Some(serde_json::json!({ "target_id": target }).to_string()),
+            decision: None,
+        },
+        workflow,
+        now,
+    )?;
+    Ok(())
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    let secs: i64 = v.trim().parse().ok()?;
+    Some(Duration::seconds(secs.clamp(1, 86_400)))
+}
+
+pub(super) async fn call_target(
+    ctx: &JobContext,
+    job: &crate::store::jobs::JobRow,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let id = request_of(job)?;
+    let target_id = payload(job)?["target_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| JobError::Permanent("the job names no target".into()))?;
+    let t_id = target_id.clone();
+    let (request, target, call) = ctx
+        .store
+        .read(move |conn| {
+            let r = requests::get_any(conn, id)?;
+            let t = targets::find(conn, r.tenant_id, &t_id)?;
+            let c = targets::call(conn, id, &t_id)?;
+            Ok((r, t, c))
+        })
+        .await?;
+    if request.state != RequestState::Erasing
+        || matches!(call.status(), CallStatus::Confirmed | CallStatus::Accepted)
+    {
+        return Ok(()); // nothing (more) to ask of this target
+    }
+    let secret = ctx
+        .sealer
+        .open(&target.secret_box)
+        .map_err(|e| JobError::Permanent(e.to_string()))?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": "erasure.requested",
+        "request_id": request.id,
+        "tenant_id": request.tenant_id,
+        "subject_id": request.subject_id.as_ref().map(|s| s.as_str()),
+        "target": target.name,
+        "initiator": request.initiator,
+        "approved_at": request.approved_at,
+        "scope": {
+            "tenant_id": request.tenant_id,
+            "per_tenant": true,
+            "description": "Erase this subject's personal data held for this tenant only. Content the subject shared with others stays with its recipients; decide per record."
+        },
+        "confirm_url": ctx.public_url.join(&format!("v1/erasure-requests/{}/targets/{}/confirm", request.id, target.id)).map(|u| u.to_string()).ok(),
+    }))
+    .map_err(|e| JobError::Permanent(e.to_string()))?;
+    let sig = signature::sign(&secret, Utc::now().timestamp(), &body);
+    let sent = ctx
+        .http
+        .post(&target.url)
+        .timeout(std::time::Duration::from_millis(
+            target.timeout_ms.max(100) as u64
+        ))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::USER_AGENT, USER_AGENT)
+        .header(signature::HEADER, sig)
+        .header("Idempotency-Key", format!("{}:{}", request.id, target.id))
+        .body(body)
+        .send()
+        .await;
+    let tenant = request.tenant_id;
+    let workflow = ctx.workflow.clone();
+    let (status, code, error, answer) = match sent {
+        Err(e) => {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else {
+                "could not connect"
+            };
+            (
+                CallStatus::Pending,
+                None,
+                Some(kind.to_owned()),
+                Answer::Retry,
+            )
+        }
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            let answer = classify(code);
+            let wait = retry_after(&resp);
+            let status = match answer {
+                Answer::Erased => CallStatus::Confirmed,
+                Answer::Accepted => CallStatus::Accepted,
+                Answer::Retry => CallStatus::Pending,
+                Answer::Refused => CallStatus::Failed,
+            };
+            if let (Answer::Retry, Some(wait)) = (answer, wait) {
+                let tid = target_id.clone();
+                ctx.store
+                    .write(move |conn| {
+                        targets::record(
+                            conn,
+                            id,
+                            &tid,
+                            status,
+                            Some(code),
+                            Some("retry later"),
+                            now,
+                        )
+                    })
+                    .await?;
+                return Err(JobError::RetryAt(
+                    now.max(Utc::now()) + wait,
+                    format!("target answered {code}"),
+                ));
+            }
+            (status, Some(code), Some(format!("HTTP {code}")), answer)
+        }
+    };
+    let tid = target_id.clone();
+    let err_text = error.clone();
+    ctx.store
+        .write(move |conn| {
+            targets::record(conn, id, &tid, status, code, err_text.as_deref(), now)?;
+            match answer {
+                Answer::Erased => {
+                    complete_if_done(conn, tenant, id, &workflow, now)?;
+                }
+                Answer::Refused => fail(conn, tenant, id, &tid, &workflow, now)?,
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+    let what = match answer {
+        Answer::Erased => "target_confirmed",
+        Answer::Accepted => "target_accepted",
+        Answer::Refused => "target_refused",
+        Answer::Retry => {
+            return Err(JobError::Retry(format!(
+                "target {}: {}",
+                target.name,
+                error.unwrap_or_default()
+            )));
+        }
+    };
+    note(
+        ctx,
+        tenant,
+        id,
+        what,
+        serde_json::json!({ "target_id": target.id, "status_code": code }),
+    )
+    .await;
+    Ok(())
+}
+
+/// Retries ran out for a target: mark it failed and the request with it.
+pub(super) async fn on_call_dead(
+    ctx: &JobContext,
+    job: &crate::store::jobs::JobRow,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (Ok(id), Ok(p)) = (request_of(job), payload(job)) else {
+        return Ok(());
+    };
+    let Some(target) = p["target_id"].as_str().map(str::to_owned) else {
+        return Ok(());
+    };
+    let workflow = ctx.workflow.clone();
+    ctx.store
+        .write(move |conn| {
+            let r = requests::get_any(conn, id)?;
+            targets::record(
+                conn,
+                id,
+                &target,
+                CallStatus::Failed,
+                None,
+                Some("retries exhausted"),
+                now,
+            )?;
+            fail(conn, r.tenant_id, id, &target, &workflow, now)
+        })
+        .await
+}
+
+pub(super) async fn callback(
+    ctx: &JobContext,
+    job: &crate::store::jobs::JobRow,
+) -> Result<(), JobError> {
+    let id = request_of(job)?;
+    let p = payload(job)?;
+    let (request, sealed) = ctx
+        .store
+        .read(move |conn| {
+            let r = requests::get_any(conn, id)?;
+            let s = tenants::callback_secret(conn, r.tenant_id)?;
+            Ok((r, s))
+        })
+        .await?;
+    let Some(url) = request.callback_url.clone() else {
+        return Ok(());
+    };
+    let secret = match sealed {
+        Some(s) => ctx
+            .sealer
+            .open(&s)
+            .map_err(|e| JobError::Permanent(e.to_string()))?,
+        None => {
+            return Err(JobError::Permanent(
+                "the tenant has no callback secret".into(),
+            ))
+        }
+    };
+    let body = serde_json::to_vec(&serde_json::json!({
+        "type": "erasure_request.state_changed",
+        "request_id": request.id,
+        "tenant_id": request.tenant_id,
+        "previous_state": p["from"],
+        "state": p["to"],
+        "at": p["at"],
+        "keep_account_active": p["to"].as_str().and_then(|s| s.parse::<RequestState>().ok()).map(|s| s.keeps_account_active()),
+    }))
+    .map_err(|e| JobError::Permanent(e.to_string()))?;
+    let sig = signature::sign(&secret, Utc::now().timestamp(), &body);
+    let resp = ctx
+        .http
+        .post(url)
+        .timeout(std::time::Duration::from_secs(10))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::USER_AGENT, USER_AGENT)
+        .header(signature::HEADER, sig)
+        .header("Idempotency-Key", job.id.clone())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            JobError::Retry(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                "could not connect".into()
+            })
+        })?;
+    match classify(resp.status().as_u16()) {
+        Answer::Erased | Answer::Accepted => Ok(()),
+        Answer::Retry => Err(JobError::Retry(format!(
+            "callback answered {}",
+            resp.status().as_u16()
+        ))),
+        Answer::Refused => Err(JobError::Permanent(format!(
+            "callback answered {}",
+            resp.status().as_u16()
+        ))),
+    }
+}
+
+pub(super) async fn scrub(
+    ctx: &JobContext,
+    job: &crate::store::jobs::JobRow,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let id = request_of(job)?;
+    let r = ctx
+        .store
+        .read(move |conn| requests::get_any(conn, id))
+        .await?;
+    if ctx
+        .store
+        .write(move |conn| requests::scrub(conn, id, now))
+        .await?
+    {
+        note(
+            ctx,
+            r.tenant_id,
+            id,
+            "personal_data_scrubbed",
+            serde_json::json!({}),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+pub(super) async fn send_receipt(
+    ctx: &JobContext,
+    job: &crate::store::jobs::JobRow,
+) -> Result<(), JobError> {
+    let id = request_of(job)?;
+    let (tenant, body) = ctx
+        .store
+        .read(move |conn| {
+            let r = requests::get_any(conn, id)?;
+            let t = tenants::get(conn, r.tenant_id)?;
+            let b = receipts::body(conn, r.tenant_id, id)?;
+            Ok((t, b))
+        })
+        .await?;
+    let (Some(body), Some(contact)) = (body, tenant.settings.contact.clone()) else {
+        return Ok(()); // no approval contact (policy none): nobody to send it to
+    };
+    let receipt = ctx.signer.sign(body);
+    let email = views::receipt(&tenant, &contact.email, &receipt, &ctx.subject_prefix)
+        .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
+    ctx.mailer.send(&email).await.map_err(|e| match e {
+        SendError::Permanent(m) => JobError::Permanent(m),
+        SendError::Temporary(m) => JobError::Retry(m),
+    })?;
+    note(ctx, tenant.id, id, "receipt_sent", serde_json::json!({})).await;
+    Ok(())
+}

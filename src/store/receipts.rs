@@ -1,0 +1,48 @@
+//! The facts a certificate of erasure states, read from the store.
+
+use super::{requests, targets, Conn, StoreError};
+use crate::domain::receipt::{ReceiptBody, TargetConfirmation};
+use crate::domain::{RequestId, RequestState, TenantId};
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The receipt of an erased request; `None` while it is not erased.
+pub fn body(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+) -> Result<Option<ReceiptBody>, StoreError> {
+    let r = requests::get(conn, tenant, id)?;
+    if r.state != RequestState::Erased {
+        return Ok(None);
+    }
+    let (audit_seq, audit_head) = requests::chain_head(conn, tenant, id)?;
+    let targets = targets::calls(conn, id)?
+        .into_iter()
+        .filter_map(|c| {
+            c.confirmed_at().map(|at| TargetConfirmation {
+                target: c.target_name,
+                confirmed_at: ts(at),
+            })
+        })
+        .collect();
+    Ok(Some(ReceiptBody {
+        version: 1,
+        request_id: r.id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        received_at: ts(r.received_at),
+        approved_at: r.approved_at.map(ts),
+        approver_role: if r.approved_at.is_some() {
+            "privacy_contact"
+        } else {
+            "not_required"
+        }
+        .to_owned(),
+        erased_at: ts(r.erased_at.or(r.closed_at).unwrap_or(r.updated_at)),
+        targets,
+        audit_seq,
+        audit_head,
+    }))
+}

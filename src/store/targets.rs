@@ -1,0 +1,239 @@
+//! Erasure targets and where each request's erasure stands at each of them.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::jobs::JobRow;
+use super::schema::{erasure_targets as et, target_calls as tc};
+use super::tenants::utc;
+use super::{Conn, StoreError};
+use crate::domain::outbox::JobKind;
+use crate::domain::target::CallStatus;
+use crate::domain::{RequestId, TenantId};
+use crate::with_conn;
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = et)]
+pub struct TargetRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub url: String,
+    pub secret_box: String,
+    pub timeout_ms: i32,
+    pub enabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl TargetRow {
+    pub fn created_at(&self) -> DateTime<Utc> {
+        utc(self.created_at)
+    }
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        utc(self.updated_at)
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = tc)]
+pub struct CallRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub request_id: String,
+    pub target_id: String,
+    pub target_name: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub confirmed_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl CallRow {
+    pub fn status(&self) -> CallStatus {
+        CallStatus::parse(&self.status).unwrap_or(CallStatus::Pending)
+    }
+    pub fn confirmed_at(&self) -> Option<DateTime<Utc>> {
+        self.confirmed_at.map(utc)
+    }
+}
+
+pub fn insert(conn: &mut Conn<'_>, row: &TargetRow) -> Result<(), StoreError> {
+    let n = with_conn!(conn, |c| diesel::insert_into(et::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if n == 0 {
+        return Err(StoreError::Conflict(
+            "a target with this name already exists for the tenant",
+        ));
+    }
+    Ok(())
+}
+
+pub fn list(conn: &mut Conn<'_>, tenant: TenantId) -> Result<Vec<TargetRow>, StoreError> {
+    Ok(with_conn!(conn, |c| et::table
+        .filter(et::tenant_id.eq(tenant.to_string()))
+        .order(et::id.asc())
+        .limit(1000)
+        .select(TargetRow::as_select())
+        .load(c))?)
+}
+
+/// A tenant's target by id or by name.
+pub fn find(conn: &mut Conn<'_>, tenant: TenantId, key: &str) -> Result<TargetRow, StoreError> {
+    Ok(with_conn!(conn, |c| et::table
+        .filter(et::tenant_id.eq(tenant.to_string()))
+        .filter(et::id.eq(key).or(et::name.eq(key)))
+        .select(TargetRow::as_select())
+        .first(c))?)
+}
+
+pub fn update(conn: &mut Conn<'_>, row: &TargetRow) -> Result<(), StoreError> {
+    with_conn!(conn, |c| diesel::update(et::table.find(&row.id))
+        .set((
+            et::url.eq(&row.url),
+            et::timeout_ms.eq(row.timeout_ms),
+            et::enabled.eq(row.enabled),
+            et::updated_at.eq(row.updated_at),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// On entering `erasing`: one call row and one `CallTarget` job per enabled
+/// target still to confirm. Idempotent: a retry after a failure re-queues only
+/// the targets that have not confirmed.
+pub fn fan_out(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    request: RequestId,
+    now: DateTime<Utc>,
+) -> Result<Vec<JobRow>, StoreError> {
+    let targets: Vec<TargetRow> = with_conn!(conn, |c| et::table
+        .filter(et::tenant_id.eq(tenant.to_string()))
+        .filter(et::enabled.eq(true))
+        .order(et::id.asc())
+        .select(TargetRow::as_select())
+        .load(c))?;
+    let n = now.naive_utc();
+    let rows: Vec<CallRow> = targets
+        .iter()
+        .map(|t| CallRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.to_string(),
+            request_id: request.to_string(),
+            target_id: t.id.clone(),
+            target_name: t.name.clone(),
+            status: CallStatus::Pending.as_str().to_owned(),
+            attempts: 0,
+            last_status_code: None,
+            last_error: None,
+            confirmed_at: None,
+            created_at: n,
+            updated_at: n,
+        })
+        .collect();
+    for row in &rows {
+        with_conn!(conn, |c| diesel::insert_into(tc::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+    }
+    // Those not yet confirmed go (back) to pending and get a call.
+    let open: Vec<String> = with_conn!(conn, |c| tc::table
+        .filter(tc::request_id.eq(request.to_string()))
+        .filter(tc::status.ne(CallStatus::Confirmed.as_str()))
+        .filter(tc::target_id.eq_any(targets.iter().map(|t| t.id.clone()).collect::<Vec<_>>()))
+        .select(tc::target_id)
+        .load(c))?;
+    with_conn!(conn, |c| diesel::update(
+        tc::table
+            .filter(tc::request_id.eq(request.to_string()))
+            .filter(tc::target_id.eq_any(&open))
+    )
+    .set((
+        tc::status.eq(CallStatus::Pending.as_str()),
+        tc::updated_at.eq(n)
+    ))
+    .execute(c))?;
+    Ok(open
+        .into_iter()
+        .map(|target| {
+            JobRow::new(
+                JobKind::CallTarget,
+                Some(tenant),
+                Some(request),
+                serde_json::json!({ "target_id": target }),
+                now,
+            )
+        })
+        .collect())
+}
+
+pub fn calls(conn: &mut Conn<'_>, request: RequestId) -> Result<Vec<CallRow>, StoreError> {
+    Ok(with_conn!(conn, |c| tc::table
+        .filter(tc::request_id.eq(request.to_string()))
+        .order(tc::target_name.asc())
+        .select(CallRow::as_select())
+        .load(c))?)
+}
+
+pub fn call(conn: &mut Conn<'_>, request: RequestId, target: &str) -> Result<CallRow, StoreError> {
+    Ok(with_conn!(conn, |c| tc::table
+        .filter(tc::request_id.eq(request.to_string()))
+        .filter(tc::target_id.eq(target))
+        .select(CallRow::as_select())
+        .first(c))?)
+}
+
+/// Record the outcome of one call to a target.
+pub fn record(
+    conn: &mut Conn<'_>,
+    request: RequestId,
+    target: &str,
+    status: CallStatus,
+    code: Option<u16>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let n = now.naive_utc();
+    let confirmed = (status == CallStatus::Confirmed).then_some(n);
+    let error = error.map(|e| e.chars().take(500).collect::<String>());
+    with_conn!(conn, |c| diesel::update(
+        tc::table
+            .filter(tc::request_id.eq(request.to_string()))
+            .filter(tc::target_id.eq(target))
+            // A confirmation is final.
+            .filter(tc::status.ne(CallStatus::Confirmed.as_str()))
+    )
+    .set((
+        tc::status.eq(status.as_str()),
+        tc::attempts.eq(tc::attempts + 1),
+        tc::last_status_code.eq(code.map(i32::from)),
+        tc::last_error.eq(error),
+        tc::confirmed_at.eq(confirmed),
+        tc::updated_at.eq(n),
+    ))
+    .execute(c))?;
+    Ok(())
+}
+
+/// Has every target of this request confirmed? (False when it has none.)
+pub fn all_confirmed(conn: &mut Conn<'_>, request: RequestId) -> Result<bool, StoreError> {
+    let calls = calls(conn, request)?;
+    Ok(!calls.is_empty() && calls.iter().all(|c| c.status() == CallStatus::Confirmed))
+}
+
+/// Does the tenant have enabled targets (so completion is theirs to confirm)?
+pub fn has_enabled(conn: &mut Conn<'_>, tenant: TenantId) -> Result<bool, StoreError> {
+    let n: i64 = with_conn!(conn, |c| et::table
+        .filter(et::tenant_id.eq(tenant.to_string()))
+        .filter(et::enabled.eq(true))
+        .count()
+        .get_result(c))?;
+    Ok(n > 0)
+}

@@ -1,0 +1,446 @@
+//! Erasure execution against real HTTP targets started by the tests.
+
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, Db, Tenant, TestApp};
+use crate::mail::{approval_path, MailCatcher};
+use crate::targets_server::{reply, FakeTarget, Reply};
+
+struct Target {
+    id: String,
+    secret: String,
+}
+
+async fn add_target(app: &TestApp, t: &Tenant, name: &str, url: &str, timeout_ms: i32) -> Target {
+    let r = app
+        .admin_post(
+            &format!("/v1/tenants/{}/targets", t.id),
+            &json!({ "name": name, "url": url, "timeout_ms": timeout_ms }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    Target {
+        id: v["id"].as_str().unwrap().to_owned(),
+        secret: v["secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn request(app: &TestApp, t: &Tenant, id: &str) -> Value {
+    app.get(t, &format!("/v1/erasure-requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn submit(app: &TestApp, t: &Tenant, subject: &str) -> String {
+    let r = app
+        .submit(t, &json!({ "subject_id": subject, "subject_email": "jane@example.org", "reason": "gone" }))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn confirm(
+    app: &TestApp,
+    id: &str,
+    target: &str,
+    secret: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    let sig = lethe::domain::signature::sign(secret.as_bytes(), Utc::now().timestamp(), body);
+    app.client
+        .post(app.url(&format!(
+            "/v1/erasure-requests/{id}/targets/{target}/confirm"
+        )))
+        .header("Lethe-Signature", sig)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Approval through the real email link, a signed call to the target, the
+/// receipt, scrubbing, and a later request for the same subject.
+pub async fn approved_request_is_erased_at_the_target_with_proof(db: Db) {
+    let mail = MailCatcher::start().await;
+    let app = spawn_app_with(db, &[("LETHE_SMTP_URL", mail.smtp_url())]).await;
+    let target = FakeTarget::start(&[reply(200)]).await;
+    let t = app.create_eu_tenant("en", false).await;
+    let tg = add_target(&app, &t, "profile-service", &target.url, 5000).await;
+    let id = submit(&app, &t, "user-77").await;
+    app.run_jobs().await;
+    assert!(
+        target.received().is_empty(),
+        "nothing is erased before approval"
+    );
+    let path = approval_path(&mail.wait_for("dpo@acme.example", 1).await[0]);
+    let r = app
+        .client
+        .post(app.url(&path))
+        .form(&[("action", "approve_all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.run_jobs().await;
+
+    let calls = target.received();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    let sig = call.header("lethe-signature").expect("signed");
+    lethe::domain::signature::verify(
+        sig,
+        tg.secret.as_bytes(),
+        &call.body,
+        Utc::now().timestamp(),
+    )
+    .expect("the signature verifies with the target's secret");
+    assert!(lethe::domain::signature::verify(
+        sig,
+        b"another secret",
+        &call.body,
+        Utc::now().timestamp()
+    )
+    .is_err());
+    assert_eq!(
+        call.header("idempotency-key").unwrap(),
+        format!("{id}:{}", tg.id)
+    );
+    let body = call.json();
+    assert_eq!(body["request_id"], id);
+    assert_eq!(body["subject_id"], "user-77");
+    assert_eq!(body["scope"]["per_tenant"], true);
+    assert_eq!(body["tenant_id"], t.id);
+
+    let v = request(&app, &t, &id).await;
+    assert_eq!(v["state"], "erased");
+    assert!(v["approved_at"].is_string() && v["erased_at"].is_string());
+    // Scrubbed: the row keeps no subject id or email (checked in SQL).
+    app.run_jobs().await;
+    assert_eq!(
+        app.count(&format!(
+            "erasure_requests WHERE id = '{id}' AND subject_id IS NULL AND subject_email IS NULL AND reason IS NULL AND scrubbed_at IS NOT NULL"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "erasure_requests WHERE subject_id = 'user-77' OR subject_email = 'jane@example.org'"
+        )
+        .await,
+        0
+    );
+    // The subject can still be looked up through the keyed hash.
+    let s: Value = app
+        .get(&t, "/v1/subjects/user-77")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["reason"], "previously_erased");
+    assert_eq!(s["request"]["id"], id);
+    assert!(s["request"]["subject_id"].is_null());
+
+    // The receipt verifies, and not after one byte changes.
+    let r = app
+        .get(&t, &format!("/v1/erasure-requests/{id}/receipt"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let receipt = r.text().await.unwrap();
+    assert!(
+        !receipt.contains("user-77") && !receipt.contains("jane@"),
+        "no personal data in the receipt"
+    );
+    let rv: Value = serde_json::from_str(&receipt).unwrap();
+    assert_eq!(rv["receipt"]["approver_role"], "privacy_contact");
+    assert_eq!(rv["receipt"]["targets"][0]["target"], "profile-service");
+    let key: Value = app
+        .client
+        .get(app.url("/v1/receipts/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(key["public_key"], rv["public_key"]);
+    let file = app.dir.path().join("receipt.json");
+    std::fs::write(&file, &receipt).unwrap();
+    let pk = key["public_key"].as_str().unwrap();
+    let ok = app.lethe_bin(&[
+        "receipt",
+        "verify",
+        file.to_str().unwrap(),
+        "--public-key",
+        pk,
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let tampered = receipt.replacen("profile-service", "profile-servicf", 1);
+    std::fs::write(&file, tampered).unwrap();
+    let bad = app.lethe_bin(&["receipt", "verify", file.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    // The privacy contact got the receipt by email.
+    let msgs = mail.wait_for("dpo@acme.example", 2).await;
+    assert!(msgs.iter().any(|m| m["subject"]
+        .as_str()
+        .unwrap()
+        .contains("certificate of erasure")));
+    // The person may come back: a new request for the same subject id is new.
+    let again = app.submit(&t, &json!({ "subject_id": "user-77" })).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_ne!(again.json::<Value>().await.unwrap()["id"], id);
+    assert!(app.lethe_bin(&["audit", "verify"]).status.success());
+}
+
+async fn app_with_target(
+    db: Db,
+    replies: &[Reply],
+    timeout_ms: i32,
+) -> (TestApp, FakeTarget, Tenant, Target) {
+    let app = crate::helpers::spawn_app(db).await;
+    let target = FakeTarget::start(replies).await;
+    let t = app.create_tenant("none").await;
+    let tg = add_target(&app, &t, "warehouse", &target.url, timeout_ms).await;
+    (app, target, t, tg)
+}
+
+/// 500 then 200: retried with backoff, then erased.
+pub async fn server_errors_are_retried(db: Db) {
+    let (app, target, t, _) = app_with_target(db, &[reply(500), reply(200)], 5000).await;
+    let id = submit(&app, &t, "u").await;
+    let pass = app.run_jobs().await;
+    assert_eq!(pass.retried, 1, "{pass:?}");
+    assert_eq!(request(&app, &t, &id).await["state"], "erasing");
+    app.run_jobs_at(Utc::now() + Duration::minutes(5)).await;
+    assert_eq!(request(&app, &t, &id).await["state"], "erased");
+    let calls = target.received();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[0].header("idempotency-key"),
+        calls[1].header("idempotency-key")
+    );
+}
+
+/// 202 then a signed confirmation; a bad signature changes nothing; a replay is harmless.
+pub async fn accepted_then_confirmed(db: Db) {
+    let (app, _target, t, tg) = app_with_target(db, &[reply(202)], 5000).await;
+    let id = submit(&app, &t, "u").await;
+    app.run_jobs().await;
+    assert_eq!(request(&app, &t, &id).await["state"], "erasing");
+    let calls: Value = app
+        .get(&t, &format!("/v1/erasure-requests/{id}/targets"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(calls["data"][0]["status"], "accepted");
+    let body = br#"{"status":"erased"}"#;
+    let r = confirm(&app, &id, &tg.id, "wrong-secret", body).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = app
+        .client
+        .post(app.url(&format!(
+            "/v1/erasure-requests/{id}/targets/{}/confirm",
+            tg.id
+        )))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(request(&app, &t, &id).await["state"], "erasing");
+    let r = confirm(&app, &id, "warehouse", &tg.secret, body).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(request(&app, &t, &id).await["state"], "erased");
+    let events_before = app.count("audit_events").await;
+    let r = confirm(&app, &id, &tg.id, &tg.secret, body).await;
+    assert_eq!(r.status(), StatusCode::OK, "a replay is harmless");
+    assert_eq!(app.count("audit_events").await, events_before);
+    // Unknown request or target.
+    let r = confirm(
+        &app,
+        "00000000-0000-7000-8000-000000000000",
+        &tg.id,
+        &tg.secret,
+        body,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// 400: failed, visible; support retries after the target is fixed.
+pub async fn refused_then_retried_after_a_fix(db: Db) {
+    let (app, target, t, _) = app_with_target(db, &[reply(400)], 5000).await;
+    let id = submit(&app, &t, "u").await;
+    app.run_jobs().await;
+    assert_eq!(request(&app, &t, &id).await["state"], "failed");
+    let s: Value = app.get(&t, "/v1/subjects/u").await.json().await.unwrap();
+    assert_eq!(s["reason"], "erasure_failed_support_notified");
+    assert_eq!(
+        app.list(&t, "?status=failed").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    target.always(reply(204));
+    let r = app
+        .post_empty(&t, &format!("/v1/erasure-requests/{id}/retry"))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    app.run_jobs().await;
+    assert_eq!(request(&app, &t, &id).await["state"], "erased");
+    // Retry of an erased request is refused.
+    let r = app
+        .post_empty(&t, &format!("/v1/erasure-requests/{id}/retry"))
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+}
+
+/// A target that hangs: the call times out and is retried.
+pub async fn a_hanging_target_times_out_and_is_retried(db: Db) {
+    let (app, target, t, _) = app_with_target(
+        db,
+        &[
+            Reply {
+                status: 200,
+                delay_ms: 3000,
+            },
+            reply(200),
+        ],
+        300,
+    )
+    .await;
+    let id = submit(&app, &t, "u").await;
+    let started = std::time::Instant::now();
+    let pass = app.run_jobs().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the timeout cut the call short"
+    );
+    assert_eq!(pass.retried, 1);
+    app.run_jobs_at(Utc::now() + Duration::minutes(5)).await;
+    assert_eq!(request(&app, &t, &id).await["state"], "erased");
+    assert_eq!(target.received().len(), 2);
+}
+
+/// Two targets, one slow to confirm: erased only after both.
+pub async fn erased_only_when_every_target_confirmed(db: Db) {
+    let (app, _fast, t, _) = app_with_target(db, &[reply(200)], 5000).await;
+    let slow = FakeTarget::start(&[reply(202)]).await;
+    let tg = add_target(&app, &t, "mail-archive", &slow.url, 5000).await;
+    let id = submit(&app, &t, "u").await;
+    app.run_jobs().await;
+    assert_eq!(request(&app, &t, &id).await["state"], "erasing");
+    let r = app
+        .get(&t, &format!("/v1/erasure-requests/{id}/receipt"))
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = confirm(&app, &id, &tg.id, &tg.secret, b"{}").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = request(&app, &t, &id).await;
+    assert_eq!(v["state"], "erased");
+    let receipt: Value = app
+        .get(&t, &format!("/v1/erasure-requests/{id}/receipt"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["receipt"]["targets"].as_array().unwrap().len(), 2);
+    assert_eq!(receipt["receipt"]["approver_role"], "not_required");
+}
+
+/// A tenant without targets confirms completion itself; platforms are called
+/// back, signed, on every state change.
+pub async fn platform_completion_and_signed_callbacks(db: Db) {
+    let app = crate::helpers::spawn_app(db).await;
+    let hook = FakeTarget::start(&[]).await;
+    let r = app
+        .admin_post(
+            "/v1/tenants",
+            &json!({ "name": "Solo", "approval_policy": "none" }),
+        )
+        .await;
+    let tv: Value = r.json().await.unwrap();
+    let callback_secret = tv["callback_secret"]
+        .as_str()
+        .expect("shown once")
+        .to_owned();
+    let tenant_id = tv["id"].as_str().unwrap().to_owned();
+    let k: Value = app
+        .admin_post(&format!("/v1/tenants/{tenant_id}/api-keys"), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let t = Tenant {
+        id: tenant_id,
+        key: k["key"].as_str().unwrap().to_owned(),
+    };
+    let got: Value = app
+        .client
+        .get(app.url(&format!("/v1/tenants/{}", t.id)))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        got.get("callback_secret").is_none(),
+        "the secret is shown only once"
+    );
+    let r = app
+        .submit(
+            &t,
+            &json!({ "subject_id": "cb-user", "callback_url": hook.url }),
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post_empty(&t, &format!("/v1/erasure-requests/{id}/complete"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "erased");
+    app.run_jobs().await;
+    let calls = hook.received();
+    let states: Vec<String> = calls
+        .iter()
+        .map(|c| c.json()["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        states.contains(&"erasing".to_owned()) && states.contains(&"erased".to_owned()),
+        "{states:?}"
+    );
+    for c in &calls {
+        lethe::domain::signature::verify(
+            c.header("lethe-signature").unwrap(),
+            callback_secret.as_bytes(),
+            &c.body,
+            Utc::now().timestamp(),
+        )
+        .expect("callbacks are signed with the tenant's callback secret");
+    }
+    // Completing twice is refused.
+    let r = app
+        .post_empty(&t, &format!("/v1/erasure-requests/{id}/complete"))
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+}
