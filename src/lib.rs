@@ -10,6 +10,7 @@ pub mod domain;
 pub mod email;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

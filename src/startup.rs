@@ -31,6 +31,7 @@ pub struct Application {
 impl Application {
     /// Open the database, apply migrations, bind the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        crate::metrics::handle();
         let store = Store::open(&settings.database_url, &settings.store)?;
         let applied = store.migrate().await.map_err(migrate_error)?;
         if !applied.is_empty() {

@@ -41,7 +41,9 @@ pub async fn access_log(
         Ok(r) => r.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let secs = start.elapsed().as_secs_f64();
+    crate::metrics::http_request(method.as_str(), &route, status, secs);
+    let ms = secs * 1000.0;
     if status >= 500 {
         tracing::error!(parent: &span, status, latency_ms = ms, "request failed");
     } else {

@@ -79,6 +79,17 @@ impl Mailer {
     }
 
     pub async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
+        let result = self.deliver(email).await;
+        let outcome = match &result {
+            Ok(()) => "sent",
+            Err(SendError::Temporary(_)) => "temporary_failure",
+            Err(SendError::Permanent(_)) => "permanent_failure",
+        };
+        crate::metrics::email(self.describe(), outcome);
+        result
+    }
+
+    async fn deliver(&self, email: &OutgoingEmail) -> Result<(), SendError> {
         let to: Mailbox = email.to.as_str().parse().map_err(|e| {
             SendError::Permanent(format!("the recipient address is not deliverable: {e}"))
         })?;

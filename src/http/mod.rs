@@ -39,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(extract::path_config())
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/assets/lethe.css", web::get().to(pages::stylesheet))
         .service(
             web::resource("/approvals/{token}")

@@ -130,6 +130,7 @@ pub(super) async fn call_target(
     }))
     .map_err(|e| JobError::Permanent(e.to_string()))?;
     let sig = signature::sign(&secret, Utc::now().timestamp(), &body);
+    let started = std::time::Instant::now();
     let sent = ctx
         .http
         .post(&target.url)
@@ -145,6 +146,17 @@ pub(super) async fn call_target(
         .await;
     let tenant = request.tenant_id;
     let workflow = ctx.workflow.clone();
+    let outcome = match &sent {
+        Err(e) if e.is_timeout() => "timeout",
+        Err(_) => "connection_error",
+        Ok(r) => match classify(r.status().as_u16()) {
+            Answer::Erased => "erased",
+            Answer::Accepted => "accepted",
+            Answer::Retry => "retry",
+            Answer::Refused => "refused",
+        },
+    };
+    crate::metrics::target_call(outcome, started.elapsed().as_secs_f64());
     let (status, code, error, answer) = match sent {
         Err(e) => {
             let kind = if e.is_timeout() {

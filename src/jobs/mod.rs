@@ -158,6 +158,7 @@ impl Runner {
         let id = job.id.clone();
         match result {
             Ok(()) => {
+                crate::metrics::job(kind.as_str(), "done");
                 self.ctx
                     .store
                     .write(move |conn| jobs::complete(conn, &id, now))
@@ -175,6 +176,7 @@ impl Runner {
                     }
                     JobError::Permanent(e) => (now, e),
                 };
+                crate::metrics::job(kind.as_str(), "retried");
                 tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed, will retry");
                 self.ctx
                     .store
@@ -184,6 +186,7 @@ impl Runner {
             }
             Err(e) => {
                 let error = e.to_string();
+                crate::metrics::job(kind.as_str(), "dead");
                 tracing::error!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed for good");
                 approval::on_dead(&self.ctx, kind, &job, &error, now).await?;
                 if kind == JobKind::CallTarget {

@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod receipts;
 pub mod requests;
 pub mod schema;
+pub mod stats;
 pub mod targets;
 pub mod tenants;
 

@@ -258,6 +258,8 @@ pub fn submit(
         ));
     }
     audit::insert(conn, &[received, routed])?;
+    crate::metrics::transition("new", RequestState::Pending.as_str());
+    crate::metrics::transition(RequestState::Pending.as_str(), to.as_str());
     let mut f = s.workflow.follow_up(now, deadline::due_at(now));
     f.in_batch = s.batch_id.is_some();
     f.notify_subject = s.notify_subject && e.subject_email.is_some();
@@ -378,6 +380,7 @@ pub fn apply(
             .into());
     }
     audit::insert(conn, std::slice::from_ref(&ev))?;
+    crate::metrics::transition(from.as_str(), to.as_str());
     let mut f = workflow.follow_up(now, utc(row.due_at));
     f.in_batch = row.batch_id.is_some();
     f.notify_subject = row.subject_email.is_some() && tenant_notifies(conn, &row.tenant_id)?;

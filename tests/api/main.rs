@@ -47,6 +47,7 @@ on_both_backends!(
     revoked_keys_stop_working_at_once,
     audit_verify_passes_and_catches_a_hand_edit,
     health_and_readiness,
+    metrics_are_exposed_for_prometheus,
 );
 
 /// Scenarios that take the backend themselves (they start extra peers).
@@ -115,3 +116,4 @@ erasure_on_both_backends!(
 );
 
 mod cli;
+mod logs;

@@ -773,3 +773,34 @@ pub async fn health_and_readiness(app: TestApp) {
     assert_eq!(error_code(nf).await, "not_found");
     let _ = app.db;
 }
+
+pub async fn metrics_are_exposed_for_prometheus(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    app.submit(&t, &json!({ "subject_id": "metered" })).await;
+    app.run_jobs().await;
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for name in [
+        "lethe_http_requests_total{",
+        "lethe_http_request_duration_seconds_bucket{",
+        "lethe_requests{state=\"awaiting_approval\"}",
+        "lethe_requests_overdue",
+        "lethe_job_queue_depth{kind=\"approval_reminder\"}",
+        "lethe_job_oldest_due_age_seconds{",
+        "lethe_transitions_total{",
+        "lethe_emails_total{",
+        "lethe_jobs_total{",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name}");
+    }
+    assert!(
+        text.contains("route=\"/v1/erasure-requests\""),
+        "routes are labelled by pattern"
+    );
+    assert!(!text.contains("metered"), "no subject ids in metrics");
+}
