@@ -99,9 +99,17 @@ pub async fn approval_mail_and_browser_click_start_the_erasure(db: Db) {
     );
 
     let url = app.url(&path);
+    let email_file = app.dir.path().join("approval-email.html");
+    std::fs::write(&email_file, html).unwrap();
+    let email_url = format!("file://{}", email_file.display());
     let (page_text, done_text) = tokio::task::spawn_blocking(move || {
         with_browser(|browser| {
             let tab = browser.new_tab().unwrap();
+            tab.navigate_to(&email_url)
+                .unwrap()
+                .wait_until_navigated()
+                .unwrap();
+            screenshot(&tab, "approval-email");
             tab.navigate_to(&url)
                 .unwrap()
                 .wait_until_navigated()
