@@ -40,6 +40,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_RETENTION_CANCELLED_DAYS", "30", "Days a cancelled request keeps its personal fields."),
     ("LETHE_JOB_WORKERS", "4", "Background workers per process (email, reminders, erasure calls); 0 runs none."),
     ("LETHE_JOB_POLL_MS", "1000", "How often idle workers look for due jobs."),
+    ("LETHE_JOB_LEASE_SECS", "300", "How long a claimed job is held; a replica that dies mid-job loses its claims after this. Keep it above the SMTP and target timeouts."),
     ("LETHE_DB_POOL_SIZE", "16", "PostgreSQL connections per process."),
     ("LETHE_SQLITE_SYNCHRONOUS", "full", "`full` (survives power loss) or `normal` (survives a process crash; faster)."),
     ("LETHE_HTTP_WORKERS", "(cores)", "HTTP worker threads."),
@@ -92,6 +93,7 @@ pub struct Settings {
     pub workflow: WorkflowPolicy,
     pub job_workers: usize,
     pub job_poll: Duration,
+    pub job_lease: Duration,
     pub log_filter: String,
     pub log_format: LogFormat,
 }
@@ -338,6 +340,9 @@ impl Settings {
         let job_poll = src.parse("LETHE_JOB_POLL_MS", Duration::from_millis(1000), |v| {
             number(v, 10, 60_000).map(Duration::from_millis)
         })?;
+        let job_lease = src.parse("LETHE_JOB_LEASE_SECS", Duration::from_secs(300), |v| {
+            number(v, 2, 86_400).map(Duration::from_secs)
+        })?;
         let subject_key = load_subject_key(src, &database_url)?;
         Ok(Self {
             bind,
@@ -364,6 +369,7 @@ impl Settings {
             },
             job_workers,
             job_poll,
+            job_lease,
             log_filter,
             log_format,
         })

@@ -58,6 +58,7 @@ impl Application {
                 .build()?,
             sealer: sealer.clone(),
             signer: signer.clone(),
+            lease: chrono::Duration::from_std(settings.job_lease)?,
         });
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("LETHE_BIND: cannot listen on {}: {e}", settings.bind))?;

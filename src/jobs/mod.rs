@@ -51,6 +51,9 @@ pub struct JobContext {
     pub http: reqwest::Client,
     pub sealer: Arc<Sealer>,
     pub signer: Arc<ReceiptSigner>,
+    /// How long a claimed job is leased before another worker may take it
+    /// (a replica that died mid-job loses its claims after this).
+    pub lease: chrono::Duration,
 }
 
 /// The kinds this build can run. A kind without a handler stays queued.
@@ -65,9 +68,6 @@ pub const HANDLED: &[JobKind] = &[
     JobKind::Scrub,
     JobKind::SendReceipt,
 ];
-
-/// How long a claimed job is leased before another worker may take it.
-const LEASE: chrono::Duration = chrono::Duration::minutes(5);
 
 #[derive(Clone)]
 pub struct Runner {
@@ -113,9 +113,10 @@ impl Runner {
 
     async fn claim(&self, now: DateTime<Utc>) -> Result<Option<JobRow>, StoreError> {
         let worker = self.worker.clone();
+        let lease = self.ctx.lease;
         self.ctx
             .store
-            .write(move |conn| jobs::claim(conn, &worker, HANDLED, now, now + LEASE))
+            .write(move |conn| jobs::claim(conn, &worker, HANDLED, now, now + lease))
             .await
     }
 

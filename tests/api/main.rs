@@ -117,3 +117,4 @@ erasure_on_both_backends!(
 
 mod cli;
 mod logs;
+mod replicas;
