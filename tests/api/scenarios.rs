@@ -73,7 +73,10 @@ pub async fn non_eu_submission_goes_straight_to_erasing(app: TestApp) {
         .post_empty(&t, &format!("/v1/erasure-requests/{}/complete", id_of(&v)))
         .await;
     assert_eq!(done.status(), StatusCode::OK);
-    assert_eq!(job_kinds(&app, &id_of(&v)).await, vec!["send_receipt", "scrub"]);
+    assert_eq!(
+        job_kinds(&app, &id_of(&v)).await,
+        vec!["send_receipt", "scrub"]
+    );
 }
 
 pub async fn idempotent_replay_returns_the_same_request_and_one_row(app: TestApp) {
