@@ -424,3 +424,160 @@ pub async fn opendsr_errors_cancel_and_opengdpr(db: Db) {
     assert_eq!(v["subject_request_id"], sri2);
     assert_eq!(v["controller_id"], other.id);
 }
+
+const FB_SECRET: &str = "fb-app-secret-0123456789";
+
+async fn fb_post(app: &TestApp, path: &str, signed_request: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .form(&[("signed_request", signed_request)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn fb_payload(user: &str, issued: chrono::DateTime<chrono::Utc>) -> Value {
+    json!({ "algorithm": "HMAC-SHA256", "expires": 0, "issued_at": issued.timestamp(), "user_id": user })
+}
+
+/// Facebook's signed deletion callback creates a request and answers with a
+/// working status URL; bad signatures, tampering and stale requests create
+/// nothing; a replay gets the same code; the page shows no subject id.
+pub async fn facebook_deletion_creates_a_request_with_a_status_page(db: Db) {
+    use lethe::domain::facebook::sign;
+    let app = crate::helpers::spawn_app(db).await;
+    let t = app.create_eu_tenant("en", false).await;
+    let r = app
+        .client
+        .put(app.url(&format!("/v1/tenants/{}/integrations/facebook", t.id)))
+        .bearer_auth(&t.key)
+        .json(&json!({ "app_id": "1234567890", "app_secret": FB_SECRET }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "admin only");
+    let r = app
+        .client
+        .put(app.url(&format!("/v1/tenants/{}/integrations/facebook", t.id)))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .json(&json!({ "app_id": "1234567890", "app_secret": FB_SECRET }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        !v.to_string().contains(FB_SECRET),
+        "the secret is not echoed"
+    );
+    let path = format!("/v1/integrations/facebook/{}/data-deletion", t.id);
+    assert!(v["data_deletion_callback_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&path));
+    assert_eq!(
+        app.count(&format!(
+            "facebook_apps WHERE secret_box LIKE '%{FB_SECRET}%'"
+        ))
+        .await,
+        0,
+        "the secret is stored sealed"
+    );
+
+    let now = chrono::Utc::now();
+    let good = sign(&fb_payload("218471", now), FB_SECRET.as_bytes());
+
+    // Refused: nothing created.
+    let wrong_secret = sign(&fb_payload("218471", now), b"another-secret-123");
+    let (sig, _) = good.split_once('.').unwrap();
+    let forged_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(fb_payload("999999", now).to_string());
+    let tampered = format!("{sig}.{forged_payload}");
+    let stale = sign(
+        &fb_payload("218471", now - chrono::Duration::hours(2)),
+        FB_SECRET.as_bytes(),
+    );
+    let mut sha1 = fb_payload("218471", now);
+    sha1["algorithm"] = json!("HMAC-SHA1");
+    let sha1 = sign(&sha1, FB_SECRET.as_bytes());
+    for (sr, code) in [
+        (wrong_secret.as_str(), "invalid_signature"),
+        (tampered.as_str(), "invalid_signature"),
+        (stale.as_str(), "expired_signed_request"),
+        (sha1.as_str(), "unsupported_algorithm"),
+        ("garbage", "malformed_signed_request"),
+    ] {
+        let r = fb_post(&app, &path, sr).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{code}");
+        assert_eq!(crate::helpers::error_code(r).await, code);
+    }
+    assert_eq!(app.count("erasure_requests").await, 0);
+    assert_eq!(app.count("facebook_deletions").await, 0);
+
+    // Accepted.
+    let r = fb_post(&app, &path, &good).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    let code = v["confirmation_code"].as_str().unwrap().to_owned();
+    assert!(code.len() >= 26, "at least 128 bits: {code}");
+    assert_eq!(v["url"], format!("{}/status/{code}", app.base));
+    assert_eq!(app.count("erasure_requests").await, 1);
+    let list = app.list(&t, "").await;
+    assert_eq!(list["data"][0]["subject_id"], "facebook:218471");
+    assert_eq!(list["data"][0]["initiator"], "subject");
+    assert_eq!(
+        app.count(&format!(
+            "facebook_deletions WHERE code_hash LIKE '%{code}%'"
+        ))
+        .await,
+        0,
+        "the code itself is not stored"
+    );
+
+    // A replay (on either URL form) gets the same code and creates nothing.
+    let r = fb_post(&app, &path, &good).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["confirmation_code"], code);
+    let r = fb_post(
+        &app,
+        &format!("/v1/integrations/facebook/data-deletion?tenant={}", t.id),
+        &good,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["confirmation_code"], code);
+    assert_eq!(app.count("erasure_requests").await, 1);
+    assert_eq!(app.count("facebook_deletions").await, 1);
+
+    // The status page works and shows no personal data.
+    let r = app
+        .client
+        .get(v["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    let html = r.text().await.unwrap();
+    assert!(html.contains(&code) && html.contains("Received"), "{html}");
+    assert!(!html.contains("218471") && !html.contains("facebook:"));
+    let r = app
+        .client
+        .get(app.url(&format!("/status/{}", "a".repeat(32))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // A tenant without a Facebook app, or no tenant at all.
+    let other = app.create_tenant("none").await;
+    let r = fb_post(
+        &app,
+        &format!("/v1/integrations/facebook/{}/data-deletion", other.id),
+        &good,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = fb_post(&app, "/v1/integrations/facebook/data-deletion", &good).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.count("erasure_requests").await, 1);
+}

@@ -139,6 +139,7 @@ macro_rules! interop_on_both_backends {
 interop_on_both_backends!(
     opendsr_request_is_approved_completed_and_called_back,
     opendsr_errors_cancel_and_opengdpr,
+    facebook_deletion_creates_a_request_with_a_status_page,
 );
 
 mod cli;
