@@ -348,14 +348,29 @@ pub async fn cancel(
                     &workflow,
                     deadline::now(),
                 )?;
-                Ok(Ok(status_body(&m, r.due_at, r.state)))
+                Ok(Ok((m, r)))
             })
             .await
             .map_err(from_store)?
     }
     .await;
     match result {
-        Ok(v) => signed(&state, flavor, StatusCode::ACCEPTED, &v),
+        Ok((m, r)) => {
+            // The spec's cancellation response; `processor_signature` signs
+            // the same body without that field (the header signs it all).
+            let mut v = json!({
+                "controller_id": m.tenant_id,
+                "subject_request_id": m.subject_request_id,
+                "received_time": deadline::now(),
+                "request_status": Status::of(r.state),
+                "api_version": API_VERSION,
+            });
+            if let Some(key) = &state.opendsr {
+                let unsigned = serde_json::to_vec(&v).expect("JSON serializes");
+                v["processor_signature"] = json!(key.sign(&unsigned));
+            }
+            signed(&state, flavor, StatusCode::ACCEPTED, &v)
+        }
         Err(e) => error(&state, flavor, e),
     }
 }

@@ -370,10 +370,21 @@ pub async fn opendsr_errors_cancel_and_opengdpr(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    assert_eq!(
-        signed_body(r, &key, "opendsr").await["request_status"],
-        "cancelled"
-    );
+    let mut v = signed_body(r, &key, "opendsr").await;
+    assert_eq!(v["request_status"], "cancelled");
+    assert_eq!(v["subject_request_id"], sri);
+    assert_eq!(v["controller_id"], t.id);
+    assert!(v["received_time"].is_string());
+    let sig = v
+        .as_object_mut()
+        .unwrap()
+        .remove("processor_signature")
+        .unwrap();
+    assert!(lethe::domain::opendsr::verify(
+        &key,
+        &serde_json::to_vec(&v).unwrap(),
+        sig.as_str().unwrap()
+    ));
     let list = app.list(&t, "").await;
     assert!(list.to_string().contains("\"cancelled\""));
     app.run_jobs().await;
