@@ -573,6 +573,61 @@ mod tests {
     }
 
     #[test]
+    fn opendsr_files_come_in_pairs_and_must_match() {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let rsa_key = |bits| {
+            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits)
+                .unwrap()
+                .to_pkcs8_pem(LineEnding::LF)
+                .unwrap()
+                .to_string()
+        };
+        let (a, b) = (rsa_key(2048), rsa_key(2048));
+        let a_cert = rcgen::CertificateParams::new(vec!["lethe.example".to_owned()])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::from_pem(&a).unwrap())
+            .unwrap()
+            .pem();
+        let (key_a, key_b, cert_a) = (
+            write("a.pem", &a),
+            write("b.pem", &b),
+            write("a.crt", &a_cert),
+        );
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![key()];
+            all.extend_from_slice(pairs);
+            Settings::from_sources(&sources(&all))
+        };
+        let s = with(&[
+            ("LETHE_OPENDSR_KEY_FILE", &key_a),
+            ("LETHE_OPENDSR_CERT_FILE", &cert_a),
+        ])
+        .unwrap();
+        assert!(s.opendsr.is_some());
+        assert!(with(&[]).unwrap().opendsr.is_none());
+        let e = with(&[("LETHE_OPENDSR_KEY_FILE", &key_a)]).unwrap_err();
+        assert_eq!(e.setting, "LETHE_OPENDSR_CERT_FILE");
+        let e = with(&[
+            ("LETHE_OPENDSR_KEY_FILE", &key_b),
+            ("LETHE_OPENDSR_CERT_FILE", &cert_a),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "LETHE_OPENDSR_KEY_FILE", "{e}");
+        let e = with(&[
+            ("LETHE_OPENDSR_KEY_FILE", &key_a),
+            ("LETHE_OPENDSR_CERT_FILE", &key_a),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "LETHE_OPENDSR_CERT_FILE", "{e}");
+    }
+
+    #[test]
     fn the_sqlite_key_file_is_generated_once() {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}/l.db", dir.path().display());
