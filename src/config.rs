@@ -29,6 +29,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_ADMIN_TOKEN", "(none)", "Bearer token of the admin API (`/v1/tenants`); unset: the admin API is disabled (use the CLI). At least 16 characters."),
     ("LETHE_SECRET_KEY", "(generated)", "Server secret (base64 or hex, at least 32 bytes) keying the subject hashes kept after scrubbing. Required with PostgreSQL; with SQLite it is generated into LETHE_SECRET_KEY_FILE."),
     ("LETHE_SECRET_KEY_FILE", "<database file>.key", "File holding the server secret when LETHE_SECRET_KEY is not set."),
+    ("LETHE_OPENDSR_KEY_FILE", "(none)", "PEM RSA private key (PKCS#8 or PKCS#1) that signs OpenDSR responses and status callbacks. Unset: the OpenDSR endpoints answer 503 (set both files to enable them)."),
+    ("LETHE_OPENDSR_CERT_FILE", "(none)", "PEM X.509 certificate of LETHE_OPENDSR_KEY_FILE's public key, served at `/opendsr/v1/certificate` for controllers to verify signatures."),
     ("LETHE_MAIL_FROM", "lethe <lethe@localhost>", "From address of every email lethe sends."),
     ("LETHE_MAIL_SUBJECT_PREFIX", "[Erasure request]", "Start of the subject line of approval emails."),
     ("LETHE_SMTP_TIMEOUT_SECS", "15", "Timeout of one SMTP conversation."),
@@ -96,6 +98,8 @@ pub struct Settings {
     pub job_lease: Duration,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// OpenDSR processor signing key and certificate; `None`: OpenDSR is off.
+    pub opendsr: Option<std::sync::Arc<crate::domain::opendsr::ProcessorKey>>,
 }
 
 impl fmt::Debug for Settings {
@@ -344,7 +348,9 @@ impl Settings {
             number(v, 2, 86_400).map(Duration::from_secs)
         })?;
         let subject_key = load_subject_key(src, &database_url)?;
+        let opendsr = load_opendsr_key(src)?;
         Ok(Self {
+            opendsr,
             bind,
             database_url,
             public_url,
@@ -424,6 +430,51 @@ fn load_subject_key(src: &Sources, db: &DatabaseUrl) -> Result<SubjectKey, Confi
         }
         Err(e) => Err(err(&label, format!("cannot read {}: {e}", path.display()))),
     }
+}
+
+fn load_opendsr_key(
+    src: &Sources,
+) -> Result<Option<std::sync::Arc<crate::domain::opendsr::ProcessorKey>>, ConfigError> {
+    let (key, cert) = (
+        src.get("LETHE_OPENDSR_KEY_FILE"),
+        src.get("LETHE_OPENDSR_CERT_FILE"),
+    );
+    let (key_path, cert_path) = match (key, cert) {
+        (None, None) => return Ok(None),
+        (Some(k), Some(c)) => (k, c),
+        (Some(_), None) => {
+            return Err(err(
+                "LETHE_OPENDSR_CERT_FILE",
+                "is required with LETHE_OPENDSR_KEY_FILE",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "LETHE_OPENDSR_KEY_FILE",
+                "is required with LETHE_OPENDSR_CERT_FILE",
+            ))
+        }
+    };
+    let read = |name: &str, path: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| err(&src.label(name), format!("cannot read {path}: {e}")))
+    };
+    let key_pem = read("LETHE_OPENDSR_KEY_FILE", key_path)?;
+    let cert_pem = read("LETHE_OPENDSR_CERT_FILE", cert_path)?;
+    crate::domain::opendsr::certificate_public_key(&cert_pem).map_err(|m| {
+        err(
+            &src.label("LETHE_OPENDSR_CERT_FILE"),
+            format!("{cert_path}: {m}"),
+        )
+    })?;
+    crate::domain::opendsr::ProcessorKey::from_pem(&key_pem, &cert_pem)
+        .map(|k| Some(std::sync::Arc::new(k)))
+        .map_err(|m| {
+            err(
+                &src.label("LETHE_OPENDSR_KEY_FILE"),
+                format!("{key_path}: {m}"),
+            )
+        })
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -525,6 +576,61 @@ mod tests {
         assert_eq!(s.outbox_dir, PathBuf::from("/tmp/y"));
         std::fs::write(&path, "bnid = \"x\"\n").unwrap();
         assert!(Sources::from_parts(BTreeMap::new(), Some(&path)).is_err());
+    }
+
+    #[test]
+    fn opendsr_files_come_in_pairs_and_must_match() {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let rsa_key = |bits| {
+            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), bits)
+                .unwrap()
+                .to_pkcs8_pem(LineEnding::LF)
+                .unwrap()
+                .to_string()
+        };
+        let (a, b) = (rsa_key(2048), rsa_key(2048));
+        let a_cert = rcgen::CertificateParams::new(vec!["lethe.example".to_owned()])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::from_pem(&a).unwrap())
+            .unwrap()
+            .pem();
+        let (key_a, key_b, cert_a) = (
+            write("a.pem", &a),
+            write("b.pem", &b),
+            write("a.crt", &a_cert),
+        );
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![key()];
+            all.extend_from_slice(pairs);
+            Settings::from_sources(&sources(&all))
+        };
+        let s = with(&[
+            ("LETHE_OPENDSR_KEY_FILE", &key_a),
+            ("LETHE_OPENDSR_CERT_FILE", &cert_a),
+        ])
+        .unwrap();
+        assert!(s.opendsr.is_some());
+        assert!(with(&[]).unwrap().opendsr.is_none());
+        let e = with(&[("LETHE_OPENDSR_KEY_FILE", &key_a)]).unwrap_err();
+        assert_eq!(e.setting, "LETHE_OPENDSR_CERT_FILE");
+        let e = with(&[
+            ("LETHE_OPENDSR_KEY_FILE", &key_b),
+            ("LETHE_OPENDSR_CERT_FILE", &cert_a),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "LETHE_OPENDSR_KEY_FILE", "{e}");
+        let e = with(&[
+            ("LETHE_OPENDSR_KEY_FILE", &key_a),
+            ("LETHE_OPENDSR_CERT_FILE", &key_a),
+        ])
+        .unwrap_err();
+        assert_eq!(e.setting, "LETHE_OPENDSR_CERT_FILE", "{e}");
     }
 
     #[test]

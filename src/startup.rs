@@ -44,12 +44,20 @@ impl Application {
             settings.smtp_timeout,
         )
         .map_err(|e| anyhow::anyhow!(e))?;
+        let listener = TcpListener::bind(settings.bind)
+            .map_err(|e| anyhow::anyhow!("LETHE_BIND: cannot listen on {}: {e}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        // A public URL derived from a bind on port 0 gets the real port.
+        let mut public_url = settings.public_url.clone();
+        if public_url.port() == Some(0) {
+            let _ = public_url.set_port(Some(port));
+        }
         let sealer = Arc::new(Sealer::new(&settings.subject_key));
         let signer = Arc::new(ReceiptSigner::new(&settings.subject_key));
         let runner = Runner::new(JobContext {
             store: store.clone(),
             mailer,
-            public_url: settings.public_url.clone(),
+            public_url: public_url.clone(),
             subject_prefix: settings.mail_subject_prefix.clone(),
             workflow: settings.workflow.clone(),
             http: reqwest::Client::builder()
@@ -59,10 +67,11 @@ impl Application {
             sealer: sealer.clone(),
             signer: signer.clone(),
             lease: chrono::Duration::from_std(settings.job_lease)?,
+            opendsr: settings.opendsr.clone(),
         });
-        let listener = TcpListener::bind(settings.bind)
-            .map_err(|e| anyhow::anyhow!("LETHE_BIND: cannot listen on {}: {e}", settings.bind))?;
-        let port = listener.local_addr()?.port();
+        if settings.opendsr.is_none() {
+            tracing::info!("OpenDSR is off: set LETHE_OPENDSR_KEY_FILE and LETHE_OPENDSR_CERT_FILE to sign responses and callbacks");
+        }
         let state = AppState {
             store: store.clone(),
             subject_key: settings.subject_key.clone(),
@@ -73,6 +82,8 @@ impl Application {
             workflow: settings.workflow.clone(),
             sealer,
             signer,
+            opendsr: settings.opendsr.clone(),
+            public_url,
         };
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {

@@ -4,7 +4,9 @@
 pub mod approval;
 pub mod audit;
 pub mod deadline;
+pub mod facebook;
 pub mod ids;
+pub mod opendsr;
 pub mod outbox;
 pub mod receipt;
 pub mod request;

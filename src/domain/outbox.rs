@@ -31,10 +31,12 @@ pub enum JobKind {
     Scrub,
     /// Email the privacy contact the certificate of erasure.
     SendReceipt,
+    /// Tell an OpenDSR controller's status callback URL (RSA-signed).
+    OpenDsrCallback,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 10] = [
+    pub const ALL: [JobKind; 11] = [
         Self::SendApprovalEmail,
         Self::SendBatchApprovalEmail,
         Self::ApprovalReminder,
@@ -45,6 +47,7 @@ impl JobKind {
         Self::Callback,
         Self::Scrub,
         Self::SendReceipt,
+        Self::OpenDsrCallback,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl JobKind {
             JobKind::Callback => "callback",
             JobKind::Scrub => "scrub",
             JobKind::SendReceipt => "send_receipt",
+            JobKind::OpenDsrCallback => "opendsr_callback",
         }
     }
 

@@ -7,7 +7,9 @@ pub mod auth;
 pub mod erasure;
 pub mod error;
 pub mod extract;
+pub mod facebook;
 pub mod health;
+pub mod opendsr;
 pub mod pages;
 pub mod requests;
 pub mod state;
@@ -46,6 +48,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(approvals::show))
                 .route(web::post().to(approvals::decide)),
         )
+        .route("/status/{code}", web::get().to(facebook::status_page))
+        .configure(opendsr::routes)
         .service(
             web::scope("/v1")
                 .service(
@@ -98,6 +102,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::patch().to(targets::patch),
                 )
                 .route("/subjects/{subject_id}", web::get().to(subjects::status))
+                .route(
+                    "/integrations/facebook/data-deletion",
+                    web::post().to(facebook::deletion_query),
+                )
+                .route(
+                    "/integrations/facebook/{tenant}/data-deletion",
+                    web::post().to(facebook::deletion_for),
+                )
+                .route(
+                    "/tenants/{id}/integrations/facebook",
+                    web::put().to(facebook::configure),
+                )
                 .service(
                     web::resource("/tenants")
                         .route(web::post().to(tenants::create))

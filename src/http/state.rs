@@ -18,4 +18,8 @@ pub struct AppState {
     pub workflow: WorkflowPolicy,
     pub sealer: Arc<Sealer>,
     pub signer: Arc<ReceiptSigner>,
+    /// OpenDSR processor key and certificate; `None`: OpenDSR is off.
+    pub opendsr: Option<Arc<crate::domain::opendsr::ProcessorKey>>,
+    /// Base URL of links lethe hands out.
+    pub public_url: url::Url,
 }

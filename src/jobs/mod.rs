@@ -6,6 +6,7 @@
 mod approval;
 pub mod erasure;
 mod notices;
+pub mod opendsr;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub struct JobContext {
     /// How long a claimed job is leased before another worker may take it
     /// (a replica that died mid-job loses its claims after this).
     pub lease: chrono::Duration,
+    /// Signs OpenDSR status callbacks; `None` when OpenDSR is not configured.
+    pub opendsr: Option<Arc<crate::domain::opendsr::ProcessorKey>>,
 }
 
 /// The kinds this build can run. A kind without a handler stays queued.
@@ -67,6 +70,7 @@ pub const HANDLED: &[JobKind] = &[
     JobKind::Callback,
     JobKind::Scrub,
     JobKind::SendReceipt,
+    JobKind::OpenDsrCallback,
 ];
 
 #[derive(Clone)]
@@ -151,6 +155,7 @@ impl Runner {
             JobKind::Callback => erasure::callback(&self.ctx, &job).await,
             JobKind::Scrub => erasure::scrub(&self.ctx, &job, now).await,
             JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job).await,
+            JobKind::OpenDsrCallback => opendsr::callback(&self.ctx, &job).await,
             // Expanded into CallTarget jobs when written; never stored.
             JobKind::StartErasure => Err(JobError::Permanent(
                 "start_erasure is not a stored job".into(),

@@ -388,6 +388,7 @@ pub fn apply(
     f.has_callback = row.callback_url.is_some();
     let follow_up = plan_rows(conn, &jobs_on_entering(to, &f), tenant, id, now)?;
     jobs::enqueue(conn, &follow_up)?;
+    super::opendsr::on_transition(conn, tenant, id, from, to, now)?;
     load_row(conn, tenant, id)?.into_domain()
 }
 

@@ -140,6 +140,38 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    opendsr_requests (tenant_id, subject_request_id) {
+        tenant_id -> Text,
+        subject_request_id -> Text,
+        request_id -> Text,
+        regulation -> Text,
+        api_version -> Text,
+        status_callback_urls -> Text,
+        submitted_at -> Timestamp,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    facebook_apps (tenant_id) {
+        tenant_id -> Text,
+        app_id -> Text,
+        secret_box -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    facebook_deletions (code_hash) {
+        code_hash -> Text,
+        tenant_id -> Text,
+        request_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     api_keys,
@@ -148,5 +180,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     approval_links,
     erasure_targets,
-    target_calls
+    target_calls,
+    opendsr_requests,
+    facebook_apps,
+    facebook_deletions
 );

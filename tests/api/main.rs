@@ -4,6 +4,7 @@
 mod approval;
 mod erasure;
 mod helpers;
+mod interop;
 mod mail;
 mod scenarios;
 mod targets_server;
@@ -113,6 +114,33 @@ erasure_on_both_backends!(
     a_hanging_target_times_out_and_is_retried,
     erased_only_when_every_target_confirmed,
     platform_completion_and_signed_callbacks,
+);
+
+macro_rules! interop_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod interop_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::interop::$name(crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod interop_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::interop::$name(crate::helpers::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+interop_on_both_backends!(
+    opendsr_request_is_approved_completed_and_called_back,
+    opendsr_errors_cancel_and_opengdpr,
+    facebook_deletion_creates_a_request_with_a_status_page,
 );
 
 mod cli;

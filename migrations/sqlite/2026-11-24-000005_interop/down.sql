@@ -1,0 +1,3 @@
+DROP TABLE facebook_deletions;
+DROP TABLE facebook_apps;
+DROP TABLE opendsr_requests;
