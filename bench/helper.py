@@ -9,6 +9,7 @@ Every loop here is bounded in time (and the load loops also in count).
 import argparse
 import http.client
 import json
+import math
 import os
 import random
 import socket
@@ -193,6 +194,30 @@ def percentile(sorted_values, q):
     return sorted_values[i]
 
 
+HIST_STEP = math.log(1.01)  # latency histogram buckets 1 % wide
+
+
+def histogram(lat_ms):
+    """Log-spaced latency histogram {bucket: count}, mergeable across runs."""
+    h = {}
+    for v in lat_ms:
+        b = int(math.log(max(v, 0.001)) / HIST_STEP)
+        h[b] = h.get(b, 0) + 1
+    return h
+
+
+def hist_percentile(h, q):
+    """Percentile (ms) of a histogram, at the bucket's upper edge (<= 1 % high)."""
+    total = sum(h.values())
+    need = q / 100 * total
+    seen = 0
+    for b in sorted(h, key=int):
+        seen += h[b]
+        if seen >= need:
+            return math.exp((int(b) + 1) * HIST_STEP)
+    return 0.0
+
+
 def parse_pgbench(out, logdir):
     rate = None
     failed = 0
@@ -218,6 +243,7 @@ def parse_pgbench(out, logdir):
         "p99_ms": percentile(lat, 99) / 1000,
         "max_ms": (lat[-1] / 1000) if lat else 0.0,
         "non2xx": failed,
+        "hist": histogram(v / 1000 for v in lat),
     }
 
 
@@ -295,7 +321,8 @@ def measure(args):
     with open(args.out, "a") as f:
         f.write(json.dumps(r) + "\n")
     print(
-        f"  {label.get('what')} c={label.get('c')}: {r['rate']:.0f}/s "
+        f"  {label.get('what')}{' (part %d)' % label['part'] if 'part' in label else ''} "
+        f"c={label.get('c')}: {r['rate']:.0f}/s "
         f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
         f"non-2xx {r.get('non2xx', 0)} dup {r.get('n200', 0)} "
         f"cores busy {r['busy_pct']:.0f}% (others {r['other_pct']:.0f}%)"
@@ -383,6 +410,7 @@ def sqlite_raw(args):
                 "p99_ms": percentile(lat, 99) * 1000,
                 "max_ms": (lat[-1] * 1000) if lat else 0.0,
                 "non2xx": 0,
+                "hist": histogram(v * 1000 for v in lat),
             }
         )
     )
@@ -417,17 +445,21 @@ def fsync_rate(args):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     block = os.urandom(4096)
     n = 0
+    lat = []
     t0 = time.perf_counter()
     end = t0 + args.seconds
     try:
         while n < 1_000_000 and time.perf_counter() < end:
+            t = time.perf_counter()
             os.pwrite(fd, block, (n % 256) * 4096)
             os.fdatasync(fd)
+            lat.append(time.perf_counter() - t)
             n += 1
     finally:
         os.close(fd)
         os.unlink(path)
-    print(f"{n / (time.perf_counter() - t0):.0f}")
+    lat.sort()
+    print(f"{n / (time.perf_counter() - t0):.0f} {percentile(lat, 50) * 1000:.2f}")
 
 
 # ---------------------------------------------------------------- report
@@ -441,8 +473,54 @@ def fmt(x, digits=0):
     return f"{x:,}"
 
 
+def merge_parts(rows):
+    """A raw run is measured in two halves, before and after lethe's runs at
+    the same client count (so drift on the machine hits both alike): merge
+    each pair into one row, in the place of its first half."""
+    out, index = [], {}
+    for r in rows:
+        if "part" not in r:
+            out.append(r)
+            continue
+        key = (r["what"], r["c"], r.get("sync"))
+        if key not in index:
+            index[key] = len(out)
+            out.append(dict(r, parts=[r]))
+        else:
+            out[index[key]]["parts"].append(r)
+    for i, r in enumerate(out):
+        parts = r.get("parts")
+        if not parts:
+            continue
+        tx = sum(p["tx"] for p in parts)
+        secs = sum(p["tx"] / p["rate"] for p in parts if p["rate"])
+        wall = sum(p["wall_s"] for p in parts)
+        hist = {}
+        for p in parts:
+            for b, n in p["hist"].items():
+                hist[b] = hist.get(b, 0) + n
+        m = dict(parts[0])
+        m.pop("part")
+        m.update(
+            tx=tx,
+            rate=tx / secs if secs else 0.0,
+            rates=[p["rate"] for p in parts],
+            p50_ms=hist_percentile(hist, 50),
+            p99_ms=hist_percentile(hist, 99),
+            max_ms=max(p["max_ms"] for p in parts),
+            non2xx=sum(p["non2xx"] for p in parts),
+        )
+        for k in ("client_cpu_us", "pg_cpu_us"):
+            if parts[0].get(k) is not None:
+                m[k] = sum(p[k] * p["tx"] for p in parts) / max(tx, 1)
+        for k in ("busy_pct", "ours_pct", "other_pct", "iowait_pct"):
+            m[k] = sum(p[k] * p["wall_s"] for p in parts) / wall
+        out[i] = m
+    return out
+
+
 def report(args):
-    rows = [json.loads(l) for l in open(args.results) if l.strip()]
+    rows = merge_parts([json.loads(l) for l in open(args.results) if l.strip()])
     meta = json.load(open(args.meta))
     out = []
     w = out.append
@@ -454,29 +532,40 @@ def report(args):
 
     def raw_for(backend, c):
         for r in rows:
-            if r["what"] == f"raw-{backend}" and (backend == "sqlite" or r["c"] == c):
-                if r.get("sync", "FULL") == "FULL":
-                    return r
+            if r["what"] == f"raw-{backend}" and r["c"] == c and r.get("sync", "FULL") == "FULL":
+                return r
         return None
+
+    order = {"sqlite": 0, "postgres": 1, "privacy_contact": 0, "none": 1}
+    lethe_rows = sorted(
+        (r for r in rows if r["what"] == "lethe"),
+        key=lambda r: (order[r["backend"]], order[r["policy"]], r["c"]),
+    )
 
     w("### Submissions: lethe against the raw database, same writes, same run")
     w("")
     w("| backend | tenant policy | clients | lethe req/s | p50 ms | p99 ms | non-2xx | dup (200) "
       "| raw tx/s | raw p50 ms | raw p99 ms | lethe / raw |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        if r["what"] != "lethe":
-            continue
+    for r in lethe_rows:
         raw = raw_for(r["backend"], r["c"])
         ratio = f"{r['rate'] / raw['rate']:.2f}" if raw else "–"
+        raw_rate = "–"
+        if raw:
+            halves = " + ".join(fmt(x) for x in raw.get("rates", []))
+            raw_rate = f"{fmt(raw['rate'])} ({halves})" if halves else fmt(raw["rate"])
         w(f"| {r['backend']} | {r['policy']} | {r['c']} | {fmt(r['rate'])} | {fmt(r['p50_ms'], 2)} "
           f"| {fmt(r['p99_ms'], 2)} | {r['non2xx'] + r.get('socket_errors', 0)} | {r['n200']} "
-          f"| {fmt(raw['rate']) if raw else '–'} | {fmt(raw['p50_ms'], 2) if raw else '–'} "
+          f"| {raw_rate} | {fmt(raw['p50_ms'], 2) if raw else '–'} "
           f"| {fmt(raw['p99_ms'], 2) if raw else '–'} | {ratio} |")
     w("")
-    w("Raw PostgreSQL: pgbench, one client per lethe client, the same inserts "
+    w("Raw PostgreSQL: pgbench with as many clients as lethe had, the same inserts "
       "(bench/pg_submit.sql). Raw SQLite: one connection in a tight loop (lethe "
-      "also writes through one connection, so it is the limit at any client count).")
+      "also writes through one connection, so that is the limit at any client count), "
+      "run again next to each client count. Each raw run is measured in two halves, "
+      "right before and right after lethe's runs at the same client count (their two "
+      "rates in brackets), so that a change on the machine during the runs hits both "
+      "sides alike.")
     w("")
     w("### Where the CPU goes (per submission or transaction)")
     w("")
@@ -496,7 +585,8 @@ def report(args):
             db_cpu, client = f"{client} (one process)", "(same)"
         elif r["what"] == "lethe" and r["backend"] == "sqlite":
             db_cpu = "(inside lethe)"
-        w(f"| {name} | {r['c']} | {fmt(r['rate'])} | {fmt(r['lethe_cpu_us'])} | {db_cpu} "
+        clients = f"1 (next to {r['c']})" if r["what"] == "raw-sqlite" else r["c"]
+        w(f"| {name} | {clients} | {fmt(r['rate'])} | {fmt(r['lethe_cpu_us'])} | {db_cpu} "
           f"| {client} | {fmt(r['lethe_cs'], 1)} | {fmt(r['busy_pct'])} | {fmt(r['other_pct'])} "
           f"| {fmt(r['iowait_pct'])} |")
     w("")
@@ -532,10 +622,13 @@ def report(args):
     w("| figure | value |")
     w("|---|---:|")
     w(f"| cores busy before the run (other processes) | {meta['background_busy_pct']} % |")
-    w(f"| disk: 4 KiB write + fdatasync, one after another | {fmt(meta['fsync_per_s'])} /s |")
+    (f0, l0), (f1, l1) = meta["fsync"]
+    w(f"| disk: 4 KiB write + fdatasync, one after another, at the start / end of the run "
+      f"| {fmt(f0)} / {fmt(f1)} per s (p50 {l0:.2f} / {l1:.2f} ms) |")
     for r in rows:
         if r["what"] == "raw-sqlite":
-            w(f"| raw SQLite, synchronous={r['sync']} | {fmt(r['rate'])} tx/s |")
+            w(f"| raw SQLite loop, synchronous={r['sync']} (next to {r['c']} clients) "
+              f"| {fmt(r['rate'])} tx/s |")
     w("")
     w(f"Command: `{meta['command']}`")
     text = "\n".join(out) + "\n"
