@@ -128,12 +128,14 @@ def postgres_cpu(dbname):
 
 
 def machine_cpu():
-    """(busy, iowait, total) jiffies of all cores since boot."""
+    """(busy, iowait, total, interrupts) jiffies of all cores since boot.
+    Interrupt time (irq, softirq: on loopback that is mostly the network
+    stack) is busy time that no process is charged with."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
     busy = user + nice + system + irq + softirq + steal
-    return busy, iowait, busy + idle + iowait
+    return busy, iowait, busy + idle + iowait, irq + softirq
 
 
 def snapshot(pid):
@@ -147,9 +149,9 @@ def snapshot(pid):
 
 def busy_fraction(seconds):
     """Share of all cores busy over the next `seconds` (0..1)."""
-    b0, _, t0 = machine_cpu()
+    b0, _, t0, _ = machine_cpu()
     time.sleep(seconds)
-    b1, _, t1 = machine_cpu()
+    b1, _, t1, _ = machine_cpu()
     return (b1 - b0) / max(t1 - t0, 1)
 
 
@@ -295,7 +297,7 @@ def measure(args):
     else:
         r = json.loads(out.strip().splitlines()[-1])
     tx = max(r["tx"], 1)
-    (b0, w0, t0), (b1, w1, t1) = before["machine"], after["machine"]
+    (b0, w0, t0, i0), (b1, w1, t1, i1) = before["machine"], after["machine"]
     span = max(t1 - t0, 1)
     # The machine's busy time, less what this run's parties used: the share
     # of the cores other processes (other users of the machine) took.
@@ -303,6 +305,7 @@ def measure(args):
     ncpu = os.cpu_count() or 1
     ours = lethe_cpu + pg_cpu + client_cpu + harness_cpu
     busy_s = (b1 - b0) / CLK_TCK
+    irq_s = (i1 - i0) / CLK_TCK
     r.update(label)
     r.update(
         {
@@ -313,7 +316,8 @@ def measure(args):
             "pg_cpu_us": pg_cpu / tx * 1e6 if args.pgdb else None,
             "busy_pct": 100 * (b1 - b0) / span,
             "ours_pct": 100 * ours / (wall * ncpu),
-            "other_pct": max(0.0, 100 * (busy_s - ours) / (wall * ncpu)),
+            "irq_pct": 100 * irq_s / (wall * ncpu),
+            "other_pct": max(0.0, 100 * (busy_s - irq_s - ours) / (wall * ncpu)),
             "iowait_pct": 100 * (w1 - w0) / span,
             "peak_rss_kb": peak[0] if pid else None,
         }
@@ -513,7 +517,7 @@ def merge_parts(rows):
         for k in ("client_cpu_us", "pg_cpu_us"):
             if parts[0].get(k) is not None:
                 m[k] = sum(p[k] * p["tx"] for p in parts) / max(tx, 1)
-        for k in ("busy_pct", "ours_pct", "other_pct", "iowait_pct"):
+        for k in ("busy_pct", "ours_pct", "irq_pct", "other_pct", "iowait_pct"):
             m[k] = sum(p[k] * p["wall_s"] for p in parts) / wall
         out[i] = m
     return out
@@ -570,8 +574,9 @@ def report(args):
     w("### Where the CPU goes (per submission or transaction)")
     w("")
     w("| run | clients | rate/s | lethe CPU µs | database CPU µs | load generator CPU µs "
-      "| lethe context switches | cores busy % | of which other processes % | iowait % |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| lethe context switches | cores busy % | of which interrupts % "
+      "| of which other processes % | iowait % |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["what"] == "lethe":
             name = f"lethe {r['backend']} {r['policy']}"
@@ -587,12 +592,15 @@ def report(args):
             db_cpu = "(inside lethe)"
         clients = f"1 (next to {r['c']})" if r["what"] == "raw-sqlite" else r["c"]
         w(f"| {name} | {clients} | {fmt(r['rate'])} | {fmt(r['lethe_cpu_us'])} | {db_cpu} "
-          f"| {client} | {fmt(r['lethe_cs'], 1)} | {fmt(r['busy_pct'])} | {fmt(r['other_pct'])} "
+          f"| {client} | {fmt(r['lethe_cs'], 1)} | {fmt(r['busy_pct'])} | {fmt(r.get('irq_pct'))} "
+          f"| {fmt(r['other_pct'])} "
           f"| {fmt(r['iowait_pct'])} |")
     w("")
     w("CPU µs are CPU time (user + system) per submission. Cores busy % is the share of "
-      "all cores in use during the run (100 = every core); \"other processes\" is the part "
-      "no party of this run used (other work on the machine), which makes a run slower. "
+      "all cores in use during the run (100 = every core); \"interrupts\" is interrupt "
+      "time no process is charged with (mostly the loopback network stack); \"other "
+      "processes\" is the rest that no party of this run used (other work on the "
+      "machine), which makes a run slower. "
       "PostgreSQL CPU counts the benchmark database's backends and the shared WAL writer, "
       "checkpointer and background writer.")
     w("")
