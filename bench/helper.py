@@ -122,7 +122,7 @@ def postgres_cpu(dbname):
                 title = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if f" {dbname} " in title or any(t in title for t in shared):
+        if dbname in title.split() or any(t in title for t in shared):
             found[pid] = proc_cpu(pid)[0]
     return found
 
