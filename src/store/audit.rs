@@ -15,6 +15,7 @@ use crate::with_conn;
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = audit_events)]
+#[diesel(treat_none_as_null = true)]
 pub struct AuditRow {
     pub id: String,
     pub tenant_id: String,
@@ -105,7 +106,8 @@ pub fn chain_event(
     row
 }
 
-pub fn insert(conn: &mut Conn<'_>, rows: &[AuditRow]) -> Result<(), StoreError> {
+/// Insert events; a fixed-size array keeps the statement cacheable.
+pub fn insert<const N: usize>(conn: &mut Conn<'_>, rows: &[AuditRow; N]) -> Result<(), StoreError> {
     with_conn!(conn, |c| diesel::insert_into(audit_events::table)
         .values(rows)
         .execute(c))?;

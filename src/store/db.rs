@@ -155,7 +155,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         };
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-             PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;"
+             PRAGMA foreign_keys = ON; PRAGMA cache_size = -4000;"
         ))
         .map_err(diesel::r2d2::Error::QueryError)
     }

@@ -12,6 +12,7 @@ use crate::with_conn;
 
 #[derive(Queryable, QueryableByName, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = jobs)]
+#[diesel(treat_none_as_null = true)]
 pub struct JobRow {
     pub id: String,
     pub tenant_id: Option<String>,

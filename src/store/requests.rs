@@ -22,6 +22,7 @@ use crate::with_conn;
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = er)]
+#[diesel(treat_none_as_null = true)]
 struct RequestRow {
     id: String,
     tenant_id: String,
@@ -379,7 +380,7 @@ pub fn apply(
             })
             .into());
     }
-    audit::insert(conn, std::slice::from_ref(&ev))?;
+    audit::insert(conn, std::array::from_ref(&ev))?;
     crate::metrics::transition(from.as_str(), to.as_str());
     let mut f = workflow.follow_up(now, utc(row.due_at));
     f.in_batch = row.batch_id.is_some();
@@ -486,7 +487,7 @@ pub fn note(
             "the request changed meanwhile, try again",
         ));
     }
-    audit::insert(conn, std::slice::from_ref(&ev))?;
+    audit::insert(conn, std::array::from_ref(&ev))?;
     load_row(conn, tenant, id)?.into_domain()
 }
 
