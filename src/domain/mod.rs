@@ -10,6 +10,7 @@ pub mod request;
 pub mod secret;
 pub mod state;
 pub mod subject_key;
+pub mod support;
 pub mod tenant;
 pub mod values;
 
