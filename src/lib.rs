@@ -12,4 +12,5 @@ pub mod http;
 pub mod jobs;
 pub mod startup;
 pub mod store;
+pub mod support;
 pub mod telemetry;

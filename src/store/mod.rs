@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod migrate;
 pub mod requests;
 pub mod schema;
+pub mod support;
 pub mod tenants;
 
 pub use db::{Backend, Conn, DatabaseUrl, Store, StoreOptions};

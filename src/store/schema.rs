@@ -51,6 +51,10 @@ diesel::table! {
         decision_explanation -> Nullable<Text>,
         escalated_at -> Nullable<Timestamp>,
         delivery_failed_at -> Nullable<Timestamp>,
+        extended_at -> Nullable<Timestamp>,
+        extension_reason -> Nullable<Text>,
+        extended_by -> Nullable<Text>,
+        cancel_reason -> Nullable<Text>,
     }
 }
 
