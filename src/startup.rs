@@ -46,7 +46,20 @@ impl Application {
             public_url: settings.public_url.clone(),
             subject_prefix: settings.mail_subject_prefix.clone(),
             workflow: settings.workflow.clone(),
+            support_digest: settings.support.digest.clone(),
         });
+        if let Some(digest) = &settings.support.digest {
+            let hour = digest.hour;
+            store
+                .write(move |conn| {
+                    crate::store::support::digest::schedule(
+                        conn,
+                        hour,
+                        crate::domain::deadline::now(),
+                    )
+                })
+                .await?;
+        }
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("LETHE_BIND: cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();

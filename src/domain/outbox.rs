@@ -22,16 +22,19 @@ pub enum JobKind {
     NotifySubject,
     /// Tell every erasure target to erase.
     StartErasure,
+    /// Email the support team the daily digest (new, overdue, failed).
+    SupportDigest,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         Self::SendApprovalEmail,
         Self::SendBatchApprovalEmail,
         Self::ApprovalReminder,
         Self::EscalateDeadline,
         Self::NotifySubject,
         Self::StartErasure,
+        Self::SupportDigest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl JobKind {
             JobKind::EscalateDeadline => "escalate_deadline",
             JobKind::NotifySubject => "notify_subject",
             JobKind::StartErasure => "start_erasure",
+            JobKind::SupportDigest => "support_digest",
         }
     }
 
@@ -63,6 +67,9 @@ pub enum SubjectNotice {
     Received,
     Rejected,
     Erased,
+    /// Support extended the deadline (GDPR Art. 12(3): the subject is told,
+    /// with the reason, within the first month).
+    Extended,
 }
 
 /// A job to write, with its payload and when it is due.

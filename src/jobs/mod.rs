@@ -4,6 +4,7 @@
 //! support sees it. Nothing is dropped silently.
 
 mod approval;
+mod digest;
 mod notices;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct JobContext {
     pub public_url: url::Url,
     pub subject_prefix: String,
     pub workflow: WorkflowPolicy,
+    /// The support team's daily digest, if configured.
+    pub support_digest: Option<crate::domain::support::DigestPolicy>,
 }
 
 /// The kinds this build can run. A kind without a handler stays queued.
@@ -51,6 +54,7 @@ pub const HANDLED: &[JobKind] = &[
     JobKind::ApprovalReminder,
     JobKind::EscalateDeadline,
     JobKind::NotifySubject,
+    JobKind::SupportDigest,
 ];
 
 /// How long a claimed job is leased before another worker may take it.
@@ -134,6 +138,7 @@ impl Runner {
             JobKind::EscalateDeadline => approval::escalate(&self.ctx, &job, now).await,
             JobKind::NotifySubject => notices::send(&self.ctx, &job).await,
             JobKind::StartErasure => Err(JobError::Retry("no handler in this build".into())),
+            JobKind::SupportDigest => digest::send(&self.ctx, now).await,
         };
         let id = job.id.clone();
         match result {

@@ -7,4 +7,7 @@
 //! counts, never loaded rows.
 
 pub mod accounts;
+pub mod actions;
+pub mod digest;
+pub mod queue;
 pub mod schema;
