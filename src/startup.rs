@@ -71,6 +71,10 @@ impl Application {
                 .as_ref()
                 .map(|t| SecretDigest::of(t.expose())),
             workflow: settings.workflow.clone(),
+            support: http::support::SupportConfig::new(
+                settings.support.clone(),
+                &settings.public_url,
+            ),
         };
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {

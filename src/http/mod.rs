@@ -11,6 +11,7 @@ pub mod pages;
 pub mod requests;
 pub mod state;
 pub mod subjects;
+pub mod support;
 pub mod tenants;
 
 use actix_web::http::StatusCode;
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/assets/lethe.css", web::get().to(pages::stylesheet))
+        .configure(support::routes)
         .service(
             web::resource("/approvals/{token}")
                 .route(web::get().to(approvals::show))

@@ -12,4 +12,6 @@ pub struct AppState {
     /// SHA-256 of the admin token; `None` disables the admin API.
     pub admin_token: Option<SecretDigest>,
     pub workflow: WorkflowPolicy,
+    /// Sessions, lock-out and cookies of the support dashboard.
+    pub support: super::support::SupportConfig,
 }
