@@ -5,6 +5,7 @@ mod approval;
 mod helpers;
 mod mail;
 mod scenarios;
+mod support;
 
 /// Generate one test per scenario and backend.
 macro_rules! on_both_backends {
