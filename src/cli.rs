@@ -1,5 +1,5 @@
 //! The command line: `lethe serve` (default), `migrate`, `tenant`, `api-key`,
-//! `audit verify`.
+//! `audit verify`, `support-user`, `support-token`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +38,12 @@ pub enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage support accounts (the support dashboard at /support).
+    #[command(subcommand, name = "support-user")]
+    SupportUser(SupportUserCommand),
+    /// Manage support API tokens (the JSON API at /v1/support).
+    #[command(subcommand, name = "support-token")]
+    SupportToken(SupportTokenCommand),
     /// Manage a tenant's erasure targets.
     #[command(subcommand)]
     Target(TargetCommand),
@@ -79,6 +85,62 @@ pub enum ReceiptCommand {
         /// The expected public key (base64), from GET /v1/receipts/public-key.
         #[arg(long)]
         public_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SupportUserCommand {
+    /// Create a support user and print its id. Without --password-stdin a
+    /// password is generated and printed once, on the line after the id.
+    Create {
+        /// The login: the user's email address.
+        #[arg(long)]
+        email: String,
+        /// The name shown on the dashboard.
+        #[arg(long)]
+        name: String,
+        /// Read the password (at least 12 characters) from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a support user at once: their sessions end and their tokens stop working.
+    Disable {
+        /// The user's id or email.
+        #[arg(long)]
+        user: String,
+    },
+    /// Set a new password (read from stdin) and lift a lock-out.
+    SetPassword {
+        /// The user's id or email.
+        #[arg(long)]
+        user: String,
+    },
+    /// List support users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SupportTokenCommand {
+    /// Create an API token for a support user; it is printed once and only its hash is kept.
+    Create {
+        /// The user's id or email.
+        #[arg(long)]
+        user: String,
+        /// A label for the token (e.g. the script that uses it).
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List a support user's tokens (never the secrets).
+    List {
+        /// The user's id or email.
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        /// The token's id (not the secret).
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -337,6 +399,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::SupportUser(c) => return support_user(&sources, c).await,
+        Command::SupportToken(c) => return support_token(&sources, c).await,
         Command::Audit(AuditCommand::Verify) => {
             let store = open_store(&sources).await?;
             let report = store.read(|conn| audit::verify(conn, 500)).await?;
@@ -353,6 +417,125 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(1));
                 }
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_password() -> anyhow::Result<crate::domain::support::Password> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+    let line = line.trim_end_matches(['\n', '\r']);
+    Ok(crate::domain::support::Password::parse(line)?)
+}
+
+async fn support_user(sources: &Sources, c: SupportUserCommand) -> anyhow::Result<ExitCode> {
+    use crate::domain::support::Password;
+    let store = open_store(sources).await?;
+    match c {
+        SupportUserCommand::Create {
+            email,
+            name,
+            password_stdin,
+        } => {
+            let email = EmailAddress::parse("--email", &email)?;
+            let name = Name::parse("--name", &name)?;
+            let (password, generated) = if password_stdin {
+                (read_password()?, false)
+            } else {
+                let secret = crate::domain::secret::Secret::generate("");
+                (Password::parse(&secret.expose()[..24])?, true)
+            };
+            let shown = generated.then(|| password.expose().to_owned());
+            let user = crate::support::create_user(&store, &email, &name, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+            eprintln!("support user {} created for {}", user.id, user.email);
+            println!("{}", user.id);
+            if let Some(p) = shown {
+                eprintln!("its password is shown only this once:");
+                println!("{p}");
+            }
+        }
+        SupportUserCommand::Disable { user } => {
+            let (u, changed) = crate::support::disable_user(&store, &user)
+                .await
+                .map_err(|e| anyhow::anyhow!("--user: {e}"))?;
+            if changed {
+                println!(
+                    "disabled {} ({}): sessions ended, tokens revoked",
+                    u.id, u.email
+                );
+            } else {
+                println!("{} ({}) was already disabled", u.id, u.email);
+            }
+        }
+        SupportUserCommand::SetPassword { user } => {
+            let password = read_password()?;
+            let u = crate::support::set_password(&store, &user, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("--user: {e}"))?;
+            println!("password set for {} ({})", u.id, u.email);
+        }
+        SupportUserCommand::List => {
+            let users = store
+                .read(|conn| crate::store::support::accounts::list(conn, 10_000))
+                .await?;
+            for u in users {
+                let status = if u.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "active"
+                };
+                println!("{}\t{status}\t{}\t{}", u.id, u.email, u.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn support_token(sources: &Sources, c: SupportTokenCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::support::accounts;
+    let store = open_store(sources).await?;
+    match c {
+        SupportTokenCommand::Create { user, name } => {
+            let (u, id, secret) = crate::support::create_token(&store, &user, &name)
+                .await
+                .map_err(|e| anyhow::anyhow!("--user: {e}"))?;
+            eprintln!(
+                "support token {id} created for {}; it is shown only this once:",
+                u.email
+            );
+            println!("{}", secret.expose());
+        }
+        SupportTokenCommand::List { user } => {
+            let tokens = store
+                .read(move |conn| {
+                    let u = accounts::find(conn, &user)?;
+                    accounts::list_tokens(conn, u.id)
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("--user: {e}"))?;
+            for t in tokens {
+                let status = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}\t{status}\t{}…\t{}", t.id, t.prefix, t.name);
+            }
+        }
+        SupportTokenCommand::Revoke { id } => {
+            let key = id.clone();
+            store
+                .write(move |conn| {
+                    accounts::revoke_token(conn, &key, crate::domain::deadline::now())
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+            println!("revoked {id}");
         }
     }
     Ok(ExitCode::SUCCESS)

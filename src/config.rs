@@ -15,6 +15,7 @@ use rand::RngCore;
 use crate::domain::outbox::{Retention, WorkflowPolicy};
 use crate::domain::secret::Secret;
 use crate::domain::subject_key::SubjectKey;
+use crate::domain::support::{DigestPolicy, LockoutPolicy, SupportPolicy};
 use crate::store::{Backend, DatabaseUrl, StoreOptions};
 
 /// Every setting lethe reads, with its default and meaning. The README's
@@ -48,6 +49,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_HTTP_WORKERS", "(cores)", "HTTP worker threads."),
     ("LETHE_LOG", "info", "Log filter, e.g. `info` or `lethe=debug,actix_web=warn`."),
     ("LETHE_LOG_FORMAT", "text", "`text` or `json`."),
+    ("LETHE_SUPPORT_SESSION_HOURS", "12", "How long a support dashboard login lasts."),
+    ("LETHE_SUPPORT_MAX_FAILED_LOGINS", "5", "Consecutive failed logins that lock a support account."),
+    ("LETHE_SUPPORT_LOCKOUT_MINUTES", "15", "How long a locked support account stays locked."),
+    ("LETHE_SUPPORT_DIGEST_TO", "(none)", "Email address of the support team's daily digest (new, overdue, failed requests); unset: no digest."),
+    ("LETHE_SUPPORT_DIGEST_HOUR", "7", "Hour of the day (UTC, 0 to 23) the daily digest goes out."),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +106,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// OpenDSR processor signing key and certificate; `None`: OpenDSR is off.
     pub opendsr: Option<std::sync::Arc<crate::domain::opendsr::ProcessorKey>>,
+    pub support: SupportPolicy,
 }
 
 impl fmt::Debug for Settings {
@@ -349,6 +356,7 @@ impl Settings {
         })?;
         let subject_key = load_subject_key(src, &database_url)?;
         let opendsr = load_opendsr_key(src)?;
+        let support = support_policy(src)?;
         Ok(Self {
             opendsr,
             bind,
@@ -378,8 +386,38 @@ impl Settings {
             job_lease,
             log_filter,
             log_format,
+            support,
         })
     }
+}
+
+fn support_policy(src: &Sources) -> Result<SupportPolicy, ConfigError> {
+    let session_hours = src.parse("LETHE_SUPPORT_SESSION_HOURS", 12, |v| number(v, 1, 168))?;
+    let max_failures = src.parse("LETHE_SUPPORT_MAX_FAILED_LOGINS", 5, |v| {
+        number(v, 1, 100).map(|n| n as u32)
+    })?;
+    let lock_minutes = src.parse("LETHE_SUPPORT_LOCKOUT_MINUTES", 15, |v| {
+        number(v, 1, 24 * 60)
+    })?;
+    let digest_to = src.parse("LETHE_SUPPORT_DIGEST_TO", None, |v| {
+        crate::domain::values::EmailAddress::parse("LETHE_SUPPORT_DIGEST_TO", v)
+            .map(Some)
+            .map_err(|e| e.message)
+    })?;
+    let digest_hour = src.parse("LETHE_SUPPORT_DIGEST_HOUR", 7, |v| {
+        number(v, 0, 23).map(|n| n as u32)
+    })?;
+    Ok(SupportPolicy {
+        session_ttl: chrono::Duration::hours(session_hours as i64),
+        lockout: LockoutPolicy {
+            max_failures,
+            lock_for: chrono::Duration::minutes(lock_minutes as i64),
+        },
+        digest: digest_to.map(|to| DigestPolicy {
+            to,
+            hour: digest_hour,
+        }),
+    })
 }
 
 fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -537,6 +575,9 @@ mod tests {
             ("LETHE_REMINDER_DAYS", "3,x"),
             ("LETHE_JOB_WORKERS", "-1"),
             ("LETHE_RETENTION_REJECTED_DAYS", "x"),
+            ("LETHE_SUPPORT_SESSION_HOURS", "0"),
+            ("LETHE_SUPPORT_DIGEST_TO", "support"),
+            ("LETHE_SUPPORT_DIGEST_HOUR", "24"),
         ] {
             let mut pairs = vec![key()];
             pairs.push((name, value));

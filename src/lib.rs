@@ -13,4 +13,5 @@ pub mod jobs;
 pub mod metrics;
 pub mod startup;
 pub mod store;
+pub mod support;
 pub mod telemetry;

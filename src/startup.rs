@@ -44,6 +44,18 @@ impl Application {
             settings.smtp_timeout,
         )
         .map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(digest) = &settings.support.digest {
+            let hour = digest.hour;
+            store
+                .write(move |conn| {
+                    crate::store::support::digest::schedule(
+                        conn,
+                        hour,
+                        crate::domain::deadline::now(),
+                    )
+                })
+                .await?;
+        }
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("LETHE_BIND: cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -68,6 +80,7 @@ impl Application {
             signer: signer.clone(),
             lease: chrono::Duration::from_std(settings.job_lease)?,
             opendsr: settings.opendsr.clone(),
+            support_digest: settings.support.digest.clone(),
         });
         if settings.opendsr.is_none() {
             tracing::info!("OpenDSR is off: set LETHE_OPENDSR_KEY_FILE and LETHE_OPENDSR_CERT_FILE to sign responses and callbacks");
@@ -84,6 +97,10 @@ impl Application {
             signer,
             opendsr: settings.opendsr.clone(),
             public_url,
+            support: http::support::SupportConfig::new(
+                settings.support.clone(),
+                &settings.public_url,
+            ),
         };
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {

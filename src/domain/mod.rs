@@ -15,6 +15,7 @@ pub mod secret;
 pub mod signature;
 pub mod state;
 pub mod subject_key;
+pub mod support;
 pub mod target;
 pub mod tenant;
 pub mod values;

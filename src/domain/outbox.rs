@@ -33,10 +33,12 @@ pub enum JobKind {
     SendReceipt,
     /// Tell an OpenDSR controller's status callback URL (RSA-signed).
     OpenDsrCallback,
+    /// Email the support team the daily digest (new, overdue, failed).
+    SupportDigest,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 11] = [
+    pub const ALL: [JobKind; 12] = [
         Self::SendApprovalEmail,
         Self::SendBatchApprovalEmail,
         Self::ApprovalReminder,
@@ -48,6 +50,7 @@ impl JobKind {
         Self::Scrub,
         Self::SendReceipt,
         Self::OpenDsrCallback,
+        Self::SupportDigest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl JobKind {
             JobKind::Scrub => "scrub",
             JobKind::SendReceipt => "send_receipt",
             JobKind::OpenDsrCallback => "opendsr_callback",
+            JobKind::SupportDigest => "support_digest",
         }
     }
 
@@ -84,6 +88,9 @@ pub enum SubjectNotice {
     Received,
     Rejected,
     Erased,
+    /// Support extended the deadline (GDPR Art. 12(3): the subject is told,
+    /// with the reason, within the first month).
+    Extended,
 }
 
 /// A job to write, with its payload and when it is due.

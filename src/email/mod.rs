@@ -2,6 +2,7 @@
 //! with no SMTP server configured, .eml files in a folder. Recipients never
 //! reach the log.
 
+pub mod digest;
 pub mod texts;
 pub mod views;
 

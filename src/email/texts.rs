@@ -56,6 +56,8 @@ pub struct Texts {
     pub notice_erased_subject: &'static str,
     pub notice_erased: &'static str,
     pub request_id: &'static str,
+    pub notice_extended_subject: &'static str,
+    pub notice_extended: &'static str,
 }
 
 pub fn texts(locale: Locale) -> &'static Texts {
@@ -176,6 +178,8 @@ static EN: Texts = Texts {
     notice_erased_subject: "Your personal data has been erased",
     notice_erased: "Your request has been carried out: your personal data has been erased.",
     request_id: "Request reference",
+    notice_extended_subject: "The deadline for your erasure request was extended",
+    notice_extended: "Your request to erase your personal data needs more time than usual. As the law allows (GDPR Art. 12(3)), the deadline for our answer is extended to the date below, for the following reason:",
 };
 
 static DE: Texts = Texts {
@@ -228,6 +232,8 @@ static DE: Texts = Texts {
     notice_erased_subject: "Ihre personenbezogenen Daten wurden gelöscht",
     notice_erased: "Ihr Antrag wurde ausgeführt: Ihre personenbezogenen Daten wurden gelöscht.",
     request_id: "Vorgangsnummer",
+    notice_extended_subject: "Die Frist für Ihren Löschantrag wurde verlängert",
+    notice_extended: "Die Bearbeitung Ihres Antrags auf Löschung Ihrer personenbezogenen Daten braucht mehr Zeit als üblich. Wie gesetzlich vorgesehen (Art. 12 Abs. 3 DSGVO) wird die Frist für unsere Antwort bis zum unten genannten Datum verlängert, aus folgendem Grund:",
 };
 
 static FR: Texts = Texts {
@@ -280,4 +286,6 @@ static FR: Texts = Texts {
     notice_erased_subject: "Vos données personnelles ont été effacées",
     notice_erased: "Votre demande a été exécutée : vos données personnelles ont été effacées.",
     request_id: "Référence de la demande",
+    notice_extended_subject: "Le délai de votre demande d'effacement a été prolongé",
+    notice_extended: "Le traitement de votre demande d'effacement de vos données personnelles demande plus de temps que d'habitude. Comme la loi le permet (art. 12(3) RGPD), le délai de notre réponse est prolongé jusqu'à la date ci-dessous, pour le motif suivant :",
 };

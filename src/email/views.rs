@@ -168,12 +168,25 @@ pub fn notice(
     r: &ErasureRequest,
     kind: SubjectNotice,
 ) -> Result<OutgoingEmail, askama::Error> {
+    notice_with_reason(tenant, to, r, kind, None)
+}
+
+/// A notice that carries a reason given by support (a deadline extension
+/// must tell the subject why, GDPR Art. 12(3)).
+pub fn notice_with_reason(
+    tenant: &Tenant,
+    to: &EmailAddress,
+    r: &ErasureRequest,
+    kind: SubjectNotice,
+    given: Option<&str>,
+) -> Result<OutgoingEmail, askama::Error> {
     let locale = tenant.settings.locale;
     let t = texts(locale);
     let (subject, body) = match kind {
         SubjectNotice::Received => (t.notice_received_subject, t.notice_received),
         SubjectNotice::Rejected => (t.notice_rejected_subject, t.notice_rejected),
         SubjectNotice::Erased => (t.notice_erased_subject, t.notice_erased),
+        SubjectNotice::Extended => (t.notice_extended_subject, t.notice_extended),
     };
     let reason = match kind {
         SubjectNotice::Rejected => r
@@ -185,10 +198,12 @@ pub fn notice(
     };
     let explanation = match kind {
         SubjectNotice::Rejected => r.decision_explanation.as_deref(),
+        SubjectNotice::Extended => given,
         _ => None,
     };
     let due = date(r.due_at);
-    let due = matches!(kind, SubjectNotice::Received).then_some(due.as_str());
+    let due =
+        matches!(kind, SubjectNotice::Received | SubjectNotice::Extended).then_some(due.as_str());
     let tenant_name = tenant.settings.name.as_str();
     let id = r.id.to_string();
     let html = NoticeHtml {

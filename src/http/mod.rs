@@ -14,6 +14,7 @@ pub mod pages;
 pub mod requests;
 pub mod state;
 pub mod subjects;
+pub mod support;
 pub mod targets;
 pub mod tenants;
 
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/assets/lethe.css", web::get().to(pages::stylesheet))
+        .configure(support::routes)
         .service(
             web::resource("/approvals/{token}")
                 .route(web::get().to(approvals::show))

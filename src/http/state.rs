@@ -22,4 +22,6 @@ pub struct AppState {
     pub opendsr: Option<Arc<crate::domain::opendsr::ProcessorKey>>,
     /// Base URL of links lethe hands out.
     pub public_url: url::Url,
+    /// Sessions, lock-out and cookies of the support dashboard.
+    pub support: super::support::SupportConfig,
 }

@@ -4,6 +4,7 @@
 //! support sees it. Nothing is dropped silently.
 
 mod approval;
+mod digest;
 pub mod erasure;
 mod notices;
 pub mod opendsr;
@@ -57,6 +58,8 @@ pub struct JobContext {
     pub lease: chrono::Duration,
     /// Signs OpenDSR status callbacks; `None` when OpenDSR is not configured.
     pub opendsr: Option<Arc<crate::domain::opendsr::ProcessorKey>>,
+    /// The support team's daily digest, if configured.
+    pub support_digest: Option<crate::domain::support::DigestPolicy>,
 }
 
 /// The kinds this build can run. A kind without a handler stays queued.
@@ -71,6 +74,7 @@ pub const HANDLED: &[JobKind] = &[
     JobKind::Scrub,
     JobKind::SendReceipt,
     JobKind::OpenDsrCallback,
+    JobKind::SupportDigest,
 ];
 
 #[derive(Clone)]
@@ -156,6 +160,7 @@ impl Runner {
             JobKind::Scrub => erasure::scrub(&self.ctx, &job, now).await,
             JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job).await,
             JobKind::OpenDsrCallback => opendsr::callback(&self.ctx, &job).await,
+            JobKind::SupportDigest => digest::send(&self.ctx, now).await,
             // Expanded into CallTarget jobs when written; never stored.
             JobKind::StartErasure => Err(JobError::Permanent(
                 "start_erasure is not a stored job".into(),

@@ -4,7 +4,7 @@ use super::approval::note;
 use super::{payload, request_of, JobContext, JobError};
 use crate::domain::outbox::SubjectNotice;
 use crate::email::{views, SendError};
-use crate::store::{requests, tenants};
+use crate::store::{requests, support, tenants};
 
 pub(super) async fn send(
     ctx: &JobContext,
@@ -13,19 +13,24 @@ pub(super) async fn send(
     let notice: SubjectNotice = serde_json::from_value(payload(job)?["notice"].clone())
         .map_err(|e| JobError::Permanent(format!("bad notice: {e}")))?;
     let id = request_of(job)?;
-    let (request, tenant) = ctx
+    let (request, tenant, extension_reason) = ctx
         .store
         .read(move |conn| {
             let r = requests::get_any(conn, id)?;
             let t = tenants::get(conn, r.tenant_id)?;
-            Ok((r, t))
+            let why = match notice {
+                SubjectNotice::Extended => support::actions::extension_reason(conn, id)?,
+                _ => None,
+            };
+            Ok((r, t, why))
         })
         .await?;
     let Some(to) = request.subject_email.clone() else {
         return Ok(()); // scrubbed meanwhile: nobody to tell
     };
-    let email = views::notice(&tenant, &to, &request, notice)
-        .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
+    let email =
+        views::notice_with_reason(&tenant, &to, &request, notice, extension_reason.as_deref())
+            .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
     ctx.mailer.send(&email).await.map_err(|e| match e {
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),

@@ -18,6 +18,7 @@ pub mod receipts;
 pub mod requests;
 pub mod schema;
 pub mod stats;
+pub mod support;
 pub mod targets;
 pub mod tenants;
 

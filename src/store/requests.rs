@@ -433,6 +433,8 @@ pub fn scrub(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<b
         er::subject_email.eq(None::<String>),
         er::reason.eq(None::<String>),
         er::decision_explanation.eq(None::<String>),
+        er::extension_reason.eq(None::<String>),
+        er::cancel_reason.eq(None::<String>),
         er::scrubbed_at.eq(Some(now.naive_utc())),
     ))
     .execute(c))?;

@@ -55,6 +55,10 @@ diesel::table! {
         approved_at -> Nullable<Timestamp>,
         erased_at -> Nullable<Timestamp>,
         scrubbed_at -> Nullable<Timestamp>,
+        extended_at -> Nullable<Timestamp>,
+        extension_reason -> Nullable<Text>,
+        extended_by -> Nullable<Text>,
+        cancel_reason -> Nullable<Text>,
     }
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod interop;
 mod mail;
 mod scenarios;
+mod support;
 mod targets_server;
 
 /// Generate one test per scenario and backend.

@@ -1,0 +1,13 @@
+DROP INDEX erasure_requests_closed;
+DROP INDEX erasure_requests_received;
+DROP INDEX erasure_requests_initiator_due;
+DROP INDEX erasure_requests_tenant_due;
+DROP INDEX erasure_requests_state_due;
+DROP INDEX erasure_requests_due;
+ALTER TABLE erasure_requests DROP COLUMN cancel_reason;
+ALTER TABLE erasure_requests DROP COLUMN extended_by;
+ALTER TABLE erasure_requests DROP COLUMN extension_reason;
+ALTER TABLE erasure_requests DROP COLUMN extended_at;
+DROP TABLE support_tokens;
+DROP TABLE support_sessions;
+DROP TABLE support_users;
