@@ -946,7 +946,9 @@ pub async fn a_deadline_is_extended_once_and_the_subject_is_told(db: Db) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert!(r.text().await.unwrap().contains("already extended once"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("already extended once"));
+    assert!(!body.contains("id=\"confirm\""), "no button to try again");
     let page = session
         .get(&format!("/support/requests/{told}"))
         .await

@@ -997,6 +997,8 @@ struct ConfirmPage<'a> {
     error: Option<String>,
     button: &'static str,
     danger: bool,
+    /// The request no longer allows the action: no button.
+    blocked: bool,
 }
 
 fn explain(a: Action, item: &QueueItem) -> String {
@@ -1057,6 +1059,10 @@ fn confirm_page(
         error,
         button,
         danger: a == Action::Cancel,
+        blocked: !match a {
+            Action::Extend => item.extension_facts().can_extend(now).is_ok(),
+            other => other.applies_to(item.state),
+        },
     }
     .render();
     render(status, html)
