@@ -209,7 +209,7 @@ struct DetailJson {
     /// notices to the subject).
     emails: Vec<EventJson>,
     jobs: Vec<JobJson>,
-    /// Erasure targets and their status: `null` until targets exist.
+    /// Erasure targets and their status.
     targets: Option<Vec<serde_json::Value>>,
 }
 
@@ -302,7 +302,22 @@ pub async fn get(
                 last_error: j.last_error.clone(),
             })
             .collect(),
-        targets: None,
+        targets: Some(
+            d.targets
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "target_id": c.target_id,
+                        "target": c.target_name,
+                        "status": c.status(),
+                        "attempts": c.attempts,
+                        "last_status_code": c.last_status_code,
+                        "last_error": c.last_error,
+                        "confirmed_at": c.confirmed_at(),
+                    })
+                })
+                .collect(),
+        ),
     };
     Ok(HttpResponse::Ok().json(body))
 }

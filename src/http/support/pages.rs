@@ -781,6 +781,16 @@ struct DetailPage<'a> {
     emails: Vec<EmailView>,
     timeline: Vec<EventView>,
     jobs: Vec<JobView>,
+    targets: Vec<TargetView>,
+}
+
+/// One erasure target's status on the detail page.
+struct TargetView {
+    name: String,
+    status: String,
+    attempts: i32,
+    last: String,
+    confirmed: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -940,6 +950,24 @@ pub async fn detail(
         actions,
         extend_note,
         emails: d.timeline.iter().filter_map(email_view).collect(),
+        targets: d
+            .targets
+            .iter()
+            .map(|c| TargetView {
+                name: c.target_name.clone(),
+                status: c.status().to_string(),
+                attempts: c.attempts,
+                last: c
+                    .last_status_code
+                    .map(|s| format!("HTTP {s}"))
+                    .or_else(|| c.last_error.clone())
+                    .unwrap_or_default(),
+                confirmed: c
+                    .confirmed_at()
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default(),
+            })
+            .collect(),
         timeline: d
             .timeline
             .iter()

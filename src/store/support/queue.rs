@@ -531,6 +531,8 @@ pub struct Detail {
     pub timeline: Vec<AuditRow>,
     /// Background work written for the request (emails, erasure), oldest first.
     pub jobs: Vec<JobRow>,
+    /// Where the erasure stands at each target.
+    pub targets: Vec<crate::store::targets::CallRow>,
 }
 
 /// A request of any tenant, with its timeline and jobs.
@@ -554,6 +556,8 @@ pub fn detail(conn: &mut Conn<'_>, id: RequestId) -> Result<Detail, StoreError> 
         .limit(MAX_TIMELINE)
         .select(JobRow::as_select())
         .load(c))?;
+    let targets =
+        crate::store::targets::calls(conn, id.parse().map_err(|_| StoreError::NotFound)?)?;
     let mut items = with_names(conn, vec![d.row])?;
     let item = items
         .pop()
@@ -568,6 +572,7 @@ pub fn detail(conn: &mut Conn<'_>, id: RequestId) -> Result<Detail, StoreError> 
         cancel_reason: d.cancel_reason,
         timeline,
         jobs: job_rows,
+        targets,
     })
 }
 
