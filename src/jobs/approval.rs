@@ -236,7 +236,7 @@ pub(super) async fn on_dead(
     ctx: &JobContext,
     kind: JobKind,
     job: &JobRow,
-    error: &str,
+    permanent: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     if !matches!(
@@ -267,7 +267,7 @@ pub(super) async fn on_dead(
         ctx.store
             .write(move |conn| requests::mark_delivery_failed(conn, id, now))
             .await?;
-        let class = if error.starts_with("permanent") || job.attempts < job.max_attempts {
+        let class = if permanent {
             "rejected_by_mail_server"
         } else {
             "retries_exhausted"

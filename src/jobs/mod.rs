@@ -199,7 +199,8 @@ impl Runner {
                 let error = e.to_string();
                 crate::metrics::job(kind.as_str(), "dead");
                 tracing::error!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed for good");
-                approval::on_dead(&self.ctx, kind, &job, &error, now).await?;
+                let permanent = matches!(e, JobError::Permanent(_));
+                approval::on_dead(&self.ctx, kind, &job, permanent, now).await?;
                 if kind == JobKind::CallTarget {
                     erasure::on_call_dead(&self.ctx, &job, now).await?;
                 }
