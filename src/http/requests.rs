@@ -571,23 +571,7 @@ pub async fn resend_approval(
                 None,
                 now,
             )?;
-            let job = match r.batch_id {
-                Some(b) => JobRow::new(
-                    crate::domain::outbox::JobKind::SendBatchApprovalEmail,
-                    Some(tenant),
-                    None,
-                    serde_json::json!({ "batch_id": b }),
-                    now,
-                ),
-                None => JobRow::new(
-                    crate::domain::outbox::JobKind::SendApprovalEmail,
-                    Some(tenant),
-                    Some(id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            };
-            jobs::enqueue(conn, &[job])?;
+            jobs::enqueue(conn, &[jobs::approval_resend(&r, now)])?;
             Ok(r)
         })
         .await

@@ -68,6 +68,27 @@ impl JobRow {
     }
 }
 
+/// The job that sends a fresh approval link for `r`: one email for its whole
+/// batch when it came in a batch, else one for the request.
+pub fn approval_resend(r: &crate::domain::request::ErasureRequest, now: DateTime<Utc>) -> JobRow {
+    match r.batch_id {
+        Some(b) => JobRow::new(
+            JobKind::SendBatchApprovalEmail,
+            Some(r.tenant_id),
+            None,
+            serde_json::json!({ "batch_id": b }),
+            now,
+        ),
+        None => JobRow::new(
+            JobKind::SendApprovalEmail,
+            Some(r.tenant_id),
+            Some(r.id),
+            serde_json::json!({}),
+            now,
+        ),
+    }
+}
+
 pub fn enqueue(conn: &mut Conn<'_>, rows: &[JobRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());

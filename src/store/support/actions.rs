@@ -116,24 +116,13 @@ pub fn resend(
         None,
         now,
     )?;
-    let job = match r.batch_id {
-        Some(b) if !batches_queued.insert(b) => return Ok(Ok(())),
-        Some(b) => JobRow::new(
-            JobKind::SendBatchApprovalEmail,
-            Some(r.tenant_id),
-            None,
-            serde_json::json!({ "batch_id": b }),
-            now,
-        ),
-        None => JobRow::new(
-            JobKind::SendApprovalEmail,
-            Some(r.tenant_id),
-            Some(id),
-            serde_json::json!({}),
-            now,
-        ),
-    };
-    jobs::enqueue(conn, &[job])?;
+    // One email per batch, however many of its requests are selected.
+    if let Some(b) = r.batch_id {
+        if !batches_queued.insert(b) {
+            return Ok(Ok(()));
+        }
+    }
+    jobs::enqueue(conn, &[jobs::approval_resend(&r, now)])?;
     Ok(Ok(()))
 }
 
