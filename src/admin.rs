@@ -3,6 +3,7 @@
 use crate::domain::deadline;
 use crate::domain::sealed::Sealer;
 use crate::domain::secret::{Secret, API_KEY_PREFIX};
+use crate::domain::target::Destination;
 use crate::domain::tenant::{Tenant, TenantSettings};
 use crate::domain::{ApiKeyId, TenantId};
 use crate::store::api_keys::{self, ApiKey};
@@ -41,9 +42,14 @@ pub async fn create_target(
     sealer: &Sealer,
     tenant: TenantId,
     name: String,
-    url: String,
+    destination: Destination,
     timeout_ms: i32,
 ) -> Result<(TargetRow, Secret), StoreError> {
+    let kind = destination.kind().as_str().to_owned();
+    let (url, owner_email) = match destination {
+        Destination::Webhook(url) => (url.as_str().to_owned(), None),
+        Destination::Manual(owner) => (String::new(), Some(owner.as_str().to_owned())),
+    };
     let secret = Secret::generate(TARGET_SECRET_PREFIX);
     let now = deadline::now().naive_utc();
     let row = TargetRow {
@@ -56,6 +62,8 @@ pub async fn create_target(
         enabled: true,
         created_at: now,
         updated_at: now,
+        kind,
+        owner_email,
     };
     let r = row.clone();
     store

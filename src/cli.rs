@@ -61,9 +61,17 @@ pub enum TargetCommand {
         /// A short name, e.g. profile-service.
         #[arg(long)]
         name: String,
-        /// The URL lethe POSTs the signed erasure call to.
+        /// The URL lethe POSTs the signed erasure call to (webhook targets).
+        #[arg(
+            long,
+            required_unless_present = "owner_email",
+            conflicts_with = "owner_email"
+        )]
+        url: Option<String>,
+        /// A system with no API: email this owner a link to confirm each
+        /// erasure by hand (a manual target).
         #[arg(long)]
-        url: String,
+        owner_email: Option<String>,
         /// Timeout of one call, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: i32,
@@ -347,27 +355,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tenant,
             name,
             url,
+            owner_email,
             timeout_ms,
         }) => {
             let tenant = parse_tenant(&tenant)?;
-            let url = crate::domain::values::CallbackUrl::parse("--url", &url)?;
+            let destination = match (url, owner_email) {
+                (Some(url), _) => crate::domain::target::Destination::Webhook(
+                    crate::domain::values::CallbackUrl::parse("--url", &url)?,
+                ),
+                (None, Some(owner)) => crate::domain::target::Destination::Manual(
+                    crate::domain::values::EmailAddress::parse("--owner-email", &owner)?,
+                ),
+                (None, None) => anyhow::bail!("give --url or --owner-email"),
+            };
+            let manual = destination.kind() == crate::domain::target::TargetKind::Manual;
             let settings = Settings::from_sources(&sources)?;
             let store = open_store(&sources).await?;
             let sealer = crate::domain::sealed::Sealer::new(&settings.subject_key);
-            let (row, secret) = admin::create_target(
-                &store,
-                &sealer,
-                tenant,
-                name,
-                url.as_str().to_owned(),
-                timeout_ms,
-            )
-            .await?;
-            eprintln!(
-                "target {} created; its signing secret is shown only this once:",
-                row.id
-            );
-            println!("{}", secret.expose());
+            let (row, secret) =
+                admin::create_target(&store, &sealer, tenant, name, destination, timeout_ms)
+                    .await?;
+            if manual {
+                // Nothing is signed for a manual target: print its id.
+                eprintln!("manual target created; its owner is emailed a link for each erasure");
+                println!("{}", row.id);
+            } else {
+                eprintln!(
+                    "target {} created; its signing secret is shown only this once:",
+                    row.id
+                );
+                println!("{}", secret.expose());
+            }
         }
         Command::Target(TargetCommand::List { tenant }) => {
             let tenant = parse_tenant(&tenant)?;
@@ -377,7 +395,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?
             {
                 let status = if t.enabled { "enabled" } else { "disabled" };
-                println!("{}\t{}\t{}\t{}", t.id, status, t.name, t.url);
+                let to = t.url().or(t.owner_email.as_deref()).unwrap_or("");
+                println!("{}\t{}\t{}\t{}\t{}", t.id, status, t.kind, t.name, to);
             }
         }
         Command::Receipt(ReceiptCommand::Verify { file, public_key }) => {

@@ -36,6 +36,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_MAIL_SUBJECT_PREFIX", "[Erasure request]", "Start of the subject line of approval emails."),
     ("LETHE_SMTP_TIMEOUT_SECS", "15", "Timeout of one SMTP conversation."),
     ("LETHE_APPROVAL_LINK_TTL_DAYS", "14", "Days an approval link stays valid."),
+    ("LETHE_OWNER_REMINDER_DAYS", "3", "Days between reminders to the owner of a manual erasure target (a new link each time) until they confirm; 0: no reminders."),
     ("LETHE_REMINDER_DAYS", "3,7", "Days after the approval email at which the privacy contact is reminded (a new link; the old one is voided). Empty: no reminders."),
     ("LETHE_ESCALATE_DAYS_BEFORE_DUE", "7", "An undecided request is flagged for support this many days before its deadline."),
     ("LETHE_RETENTION_ERASED_DAYS", "0", "Days an erased request keeps its personal fields (subject id, email, reason) before they are scrubbed; the keyed hash stays."),
@@ -331,6 +332,9 @@ impl Settings {
                     format!("must be a comma-separated list of days from 1 to 90 (got {v:?})")
                 })
         })?;
+        let owner_reminder_days = src.parse("LETHE_OWNER_REMINDER_DAYS", 3, |v| {
+            number(v, 0, 90).map(|n| n as u32)
+        })?;
         let escalate_before_days = src.parse("LETHE_ESCALATE_DAYS_BEFORE_DUE", 7, |v| {
             number(v, 0, 60).map(|n| n as u32)
         })?;
@@ -379,6 +383,7 @@ impl Settings {
                 reminder_days,
                 escalate_before_days,
                 link_ttl_days,
+                owner_reminder_days,
                 retention,
             },
             job_workers,

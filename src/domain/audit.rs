@@ -22,6 +22,8 @@ pub enum ActorKind {
     Admin,
     /// lethe itself (workers, policies).
     System,
+    /// The owner of a manual erasure target, by the link they used.
+    TargetOwner,
 }
 
 impl ActorKind {
@@ -32,6 +34,7 @@ impl ActorKind {
             ActorKind::Support => "support",
             ActorKind::Admin => "admin",
             ActorKind::System => "system",
+            ActorKind::TargetOwner => "target_owner",
         }
     }
 }

@@ -35,10 +35,12 @@ pub enum JobKind {
     OpenDsrCallback,
     /// Email the support team the daily digest (new, overdue, failed).
     SupportDigest,
+    /// Remind a manual target's owner (a fresh link) until they confirm.
+    TargetOwnerReminder,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 12] = [
+    pub const ALL: [JobKind; 13] = [
         Self::SendApprovalEmail,
         Self::SendBatchApprovalEmail,
         Self::ApprovalReminder,
@@ -51,6 +53,7 @@ impl JobKind {
         Self::SendReceipt,
         Self::OpenDsrCallback,
         Self::SupportDigest,
+        Self::TargetOwnerReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl JobKind {
             JobKind::SendReceipt => "send_receipt",
             JobKind::OpenDsrCallback => "opendsr_callback",
             JobKind::SupportDigest => "support_digest",
+            JobKind::TargetOwnerReminder => "target_owner_reminder",
         }
     }
 
@@ -342,8 +346,10 @@ pub struct WorkflowPolicy {
     pub reminder_days: Vec<u32>,
     /// Escalate an undecided request this many days before its deadline.
     pub escalate_before_days: u32,
-    /// How long an approval link stays valid.
+    /// How long an approval link (or a manual target's link) stays valid.
     pub link_ttl_days: u32,
+    /// Days between reminders to a manual target's owner; 0: none.
+    pub owner_reminder_days: u32,
     pub retention: Retention,
 }
 
@@ -353,6 +359,7 @@ impl Default for WorkflowPolicy {
             reminder_days: vec![3, 7],
             escalate_before_days: 7,
             link_ttl_days: 14,
+            owner_reminder_days: 3,
             retention: Retention {
                 erased_days: 0,
                 rejected_days: 30,

@@ -11,6 +11,10 @@ use super::subject_key::SubjectKey;
 pub struct TargetConfirmation {
     pub target: String,
     pub confirmed_at: String,
+    /// `target_owner` when a person confirmed a manual target by hand;
+    /// absent when the target itself answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
 }
 
 /// The signed content.
@@ -128,6 +132,7 @@ mod tests {
             targets: vec![TargetConfirmation {
                 target: "warehouse".into(),
                 confirmed_at: "2026-01-03T00:00:00Z".into(),
+                confirmed_by: None,
             }],
             audit_seq: 7,
             audit_head: "ab".into(),

@@ -3,6 +3,7 @@
 //! reach the log.
 
 pub mod digest;
+pub mod owner_texts;
 pub mod texts;
 pub mod views;
 

@@ -4,6 +4,7 @@
 use askama::Template;
 use chrono::{DateTime, Utc};
 
+use super::owner_texts::{owner_texts, OwnerTexts};
 use super::texts::{initiator_label, rejection_label, texts, Texts};
 use super::OutgoingEmail;
 use crate::domain::approval::RejectionCode;
@@ -282,6 +283,89 @@ pub fn receipt(
         subject: one_line(&format!(
             "{subject_prefix} {name}: certificate of erasure {}",
             receipt.receipt.request_id
+        )),
+        text,
+        html,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "email/owner.html")]
+struct OwnerHtml<'a> {
+    t: &'a OwnerTexts,
+    tenant: &'a str,
+    system: &'a str,
+    request_id: &'a str,
+    due: &'a str,
+    link: &'a str,
+    expires: &'a str,
+    reminder: bool,
+}
+
+#[derive(Template)]
+#[template(path = "email/owner.txt")]
+struct OwnerText<'a> {
+    t: &'a OwnerTexts,
+    tenant: &'a str,
+    system: &'a str,
+    request_id: &'a str,
+    due: &'a str,
+    link: &'a str,
+    expires: &'a str,
+    reminder: bool,
+}
+
+/// What the email to a manual target's owner needs. It names the system and
+/// the request, not the person: whose data it is shows behind the link.
+pub struct OwnerMail<'a> {
+    pub tenant: &'a Tenant,
+    pub to: &'a EmailAddress,
+    pub system: &'a str,
+    pub request: &'a ErasureRequest,
+    pub link: &'a str,
+    pub expires_at: DateTime<Utc>,
+    pub reminder: bool,
+    pub subject_prefix: &'a str,
+}
+
+pub fn owner_task(m: &OwnerMail<'_>) -> Result<OutgoingEmail, askama::Error> {
+    let t = owner_texts(m.tenant.settings.locale);
+    let tenant = m.tenant.settings.name.as_str();
+    let request_id = m.request.id.to_string();
+    let due = date(m.request.due_at);
+    let expires = date_time(m.expires_at);
+    let html = OwnerHtml {
+        t,
+        tenant,
+        system: m.system,
+        request_id: &request_id,
+        due: &due,
+        link: m.link,
+        expires: &expires,
+        reminder: m.reminder,
+    }
+    .render()?;
+    let text = OwnerText {
+        t,
+        tenant,
+        system: m.system,
+        request_id: &request_id,
+        due: &due,
+        link: m.link,
+        expires: &expires,
+        reminder: m.reminder,
+    }
+    .render()?;
+    let reminder = if m.reminder {
+        format!("{} ", t.subject_reminder)
+    } else {
+        String::new()
+    };
+    Ok(OutgoingEmail {
+        to: m.to.clone(),
+        subject: one_line(&format!(
+            "{} {reminder}{tenant} ({}): {}",
+            m.subject_prefix, m.system, t.subject
         )),
         text,
         html,

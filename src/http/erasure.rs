@@ -242,6 +242,9 @@ pub async fn calls(
                 "attempts": c.attempts,
                 "last_status_code": c.last_status_code,
                 "confirmed_at": c.confirmed_at(),
+                // The owner who confirmed a manual target by hand.
+                "confirmed_by": c.confirmed_by,
+                "last_error": c.last_error,
             })
         })
         .collect();

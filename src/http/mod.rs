@@ -10,6 +10,7 @@ pub mod extract;
 pub mod facebook;
 pub mod health;
 pub mod opendsr;
+pub mod owners;
 pub mod pages;
 pub mod requests;
 pub mod state;
@@ -49,6 +50,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/approvals/{token}")
                 .route(web::get().to(approvals::show))
                 .route(web::post().to(approvals::decide)),
+        )
+        .service(
+            web::resource("/erasure-confirmations/{token}")
+                .route(web::get().to(owners::show))
+                .route(web::post().to(owners::report)),
         )
         .route("/status/{code}", web::get().to(facebook::status_page))
         .configure(opendsr::routes)

@@ -10,7 +10,8 @@ use super::extract::parse_id;
 use super::state::AppState;
 use crate::admin;
 use crate::domain::deadline;
-use crate::domain::values::{CallbackUrl, InvalidValue, Name};
+use crate::domain::target::{Destination, TargetKind};
+use crate::domain::values::{CallbackUrl, EmailAddress, InvalidValue, Name};
 use crate::domain::TenantId;
 use crate::store::targets::{self, TargetRow};
 use crate::store::{tenants, StoreError};
@@ -19,7 +20,11 @@ use crate::store::{tenants, StoreError};
 #[serde(deny_unknown_fields)]
 pub struct NewTargetBody {
     pub name: String,
-    pub url: String,
+    /// `webhook` (default): lethe POSTs signed calls to `url`. `manual`: a
+    /// system with no API; `owner_email` gets a link to confirm by hand.
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub owner_email: Option<String>,
     pub timeout_ms: Option<i32>,
 }
 
@@ -27,6 +32,7 @@ pub struct NewTargetBody {
 #[serde(deny_unknown_fields)]
 pub struct PatchTargetBody {
     pub url: Option<String>,
+    pub owner_email: Option<String>,
     pub timeout_ms: Option<i32>,
     pub enabled: Option<bool>,
 }
@@ -36,7 +42,11 @@ pub struct TargetView {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
-    pub url: String,
+    pub kind: TargetKind,
+    /// Where calls go (webhook targets).
+    pub url: Option<String>,
+    /// Who confirms by hand (manual targets).
+    pub owner_email: Option<String>,
     pub timeout_ms: i32,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
@@ -53,7 +63,9 @@ impl TargetView {
             id: t.id.clone(),
             tenant_id: t.tenant_id.clone(),
             name: t.name.clone(),
-            url: t.url.clone(),
+            kind: t.kind(),
+            url: t.url().map(str::to_owned),
+            owner_email: t.owner_email.clone(),
             timeout_ms: t.timeout_ms,
             enabled: t.enabled,
             created_at: t.created_at(),
@@ -90,6 +102,44 @@ fn target_name(s: &str) -> Result<String, InvalidValue> {
     Ok(n.as_str().to_owned())
 }
 
+/// A webhook needs a URL and no owner; a manual target the reverse.
+fn destination(body: &NewTargetBody) -> Result<Destination, ApiError> {
+    let kind = match body.kind.as_deref() {
+        None => TargetKind::Webhook,
+        Some(k) => TargetKind::parse(k)
+            .ok_or_else(|| InvalidValue::new("kind", "must be webhook or manual"))?,
+    };
+    Ok(match kind {
+        TargetKind::Webhook => {
+            if body.owner_email.is_some() {
+                return Err(InvalidValue::new(
+                    "owner_email",
+                    "is for manual targets; a webhook target is called at its url",
+                )
+                .into());
+            }
+            let url = body
+                .url
+                .as_deref()
+                .ok_or_else(|| InvalidValue::new("url", "is required for a webhook target"))?;
+            Destination::Webhook(CallbackUrl::parse("url", url)?)
+        }
+        TargetKind::Manual => {
+            if body.url.is_some() {
+                return Err(InvalidValue::new(
+                    "url",
+                    "a manual target has no url; its owner_email confirms by hand",
+                )
+                .into());
+            }
+            let owner = body.owner_email.as_deref().ok_or_else(|| {
+                InvalidValue::new("owner_email", "is required for a manual target")
+            })?;
+            Destination::Manual(EmailAddress::parse("owner_email", owner)?)
+        }
+    })
+}
+
 fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
     move |e| match e {
         StoreError::NotFound => ApiError::not_found(what),
@@ -105,15 +155,24 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let tenant: TenantId = parse_id(&path, "tenant")?;
     let name = target_name(&body.name)?;
-    let url = CallbackUrl::parse("url", &body.url)?.as_str().to_owned();
+    let destination = destination(&body)?;
     let timeout_ms = timeout(body.timeout_ms)?;
-    let (row, secret) =
-        admin::create_target(&state.store, &state.sealer, tenant, name, url, timeout_ms)
-            .await
-            .map_err(not_found("tenant"))?;
+    let manual = destination.kind() == TargetKind::Manual;
+    let (row, secret) = admin::create_target(
+        &state.store,
+        &state.sealer,
+        tenant,
+        name,
+        destination,
+        timeout_ms,
+    )
+    .await
+    .map_err(not_found("tenant"))?;
+    // A manual target signs nothing, so it has no secret to show.
+    let secret = (!manual).then(|| secret.expose().to_owned());
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(TargetView::new(&row, Some(secret.expose().to_owned()))))
+        .json(TargetView::new(&row, secret)))
 }
 
 pub async fn list(
@@ -147,14 +206,33 @@ pub async fn patch(
         .as_deref()
         .map(|u| CallbackUrl::parse("url", u).map(|u| u.as_str().to_owned()))
         .transpose()?;
+    let owner = body
+        .owner_email
+        .as_deref()
+        .map(|o| EmailAddress::parse("owner_email", o).map(|o| o.as_str().to_owned()))
+        .transpose()?;
     let timeout_ms = body.timeout_ms.map(|t| timeout(Some(t))).transpose()?;
     let enabled = body.enabled;
     let row = state
         .store
         .write(move |conn| {
             let mut t = targets::find(conn, tenant, &key)?;
-            if let Some(u) = url {
-                t.url = u;
+            match (t.kind(), url, owner) {
+                (TargetKind::Webhook, _, Some(_)) => {
+                    return Ok(Err(InvalidValue::new(
+                        "owner_email",
+                        "is for manual targets; a webhook target is called at its url",
+                    )))
+                }
+                (TargetKind::Manual, Some(_), _) => {
+                    return Ok(Err(InvalidValue::new(
+                        "url",
+                        "a manual target has no url; its owner_email confirms by hand",
+                    )))
+                }
+                (_, Some(u), _) => t.url = u,
+                (_, _, Some(o)) => t.owner_email = Some(o),
+                _ => {}
             }
             if let Some(ms) = timeout_ms {
                 t.timeout_ms = ms;
@@ -164,9 +242,9 @@ pub async fn patch(
             }
             t.updated_at = deadline::now().naive_utc();
             targets::update(conn, &t)?;
-            Ok(t)
+            Ok(Ok(t))
         })
         .await
-        .map_err(not_found("erasure target"))?;
+        .map_err(not_found("erasure target"))??;
     Ok(HttpResponse::Ok().json(TargetView::new(&row, None)))
 }

@@ -6,7 +6,7 @@ use super::approval::note;
 use super::{payload, request_of, JobContext, JobError};
 use crate::domain::audit::Actor;
 use crate::domain::signature;
-use crate::domain::target::{classify, Answer, CallStatus};
+use crate::domain::target::{classify, Answer, CallStatus, TargetKind};
 use crate::domain::{Event, RequestId, RequestState, TenantId};
 use crate::email::views;
 use crate::email::SendError;
@@ -46,7 +46,7 @@ pub fn complete_if_done(
 }
 
 /// Give up on a request's erasure: support must act.
-fn fail(
+pub fn fail(
     conn: &mut crate::store::Conn<'_>,
     tenant: TenantId,
     id: RequestId,
@@ -108,6 +108,9 @@ pub(super) async fn call_target(
         || matches!(call.status(), CallStatus::Confirmed | CallStatus::Accepted)
     {
         return Ok(()); // nothing (more) to ask of this target
+    }
+    if target.kind() == TargetKind::Manual {
+        return super::owners::ask(ctx, &request, &target, now, false).await;
     }
     let secret = ctx
         .sealer

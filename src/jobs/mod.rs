@@ -8,6 +8,7 @@ mod digest;
 pub mod erasure;
 mod notices;
 pub mod opendsr;
+mod owners;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,7 @@ pub const HANDLED: &[JobKind] = &[
     JobKind::SendReceipt,
     JobKind::OpenDsrCallback,
     JobKind::SupportDigest,
+    JobKind::TargetOwnerReminder,
 ];
 
 #[derive(Clone)]
@@ -161,6 +163,7 @@ impl Runner {
             JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job).await,
             JobKind::OpenDsrCallback => opendsr::callback(&self.ctx, &job).await,
             JobKind::SupportDigest => digest::send(&self.ctx, now).await,
+            JobKind::TargetOwnerReminder => owners::remind(&self.ctx, &job, now).await,
             // Expanded into CallTarget jobs when written; never stored.
             JobKind::StartErasure => Err(JobError::Permanent(
                 "start_erasure is not a stored job".into(),

@@ -19,6 +19,7 @@ pub mod requests;
 pub mod schema;
 pub mod stats;
 pub mod support;
+pub mod target_links;
 pub mod targets;
 pub mod tenants;
 

@@ -23,8 +23,12 @@ pub fn body(
         .into_iter()
         .filter_map(|c| {
             c.confirmed_at().map(|at| TargetConfirmation {
-                target: c.target_name,
+                target: c.target_name.clone(),
                 confirmed_at: ts(at),
+                confirmed_by: c
+                    .confirmed_by
+                    .is_some()
+                    .then(|| crate::domain::target::CONFIRMED_BY_OWNER.to_owned()),
             })
         })
         .collect();

@@ -124,6 +124,8 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        kind -> Text,
+        owner_email -> Nullable<Text>,
     }
 }
 
@@ -141,6 +143,20 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        confirmed_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    target_links (id) {
+        id -> Text,
+        tenant_id -> Text,
+        request_id -> Text,
+        target_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -185,6 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     approval_links,
     erasure_targets,
     target_calls,
+    target_links,
     opendsr_requests,
     facebook_apps,
     facebook_deletions

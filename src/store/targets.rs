@@ -8,7 +8,7 @@ use super::schema::{erasure_targets as et, target_calls as tc};
 use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::outbox::JobKind;
-use crate::domain::target::CallStatus;
+use crate::domain::target::{CallStatus, TargetKind};
 use crate::domain::{RequestId, TenantId};
 use crate::with_conn;
 
@@ -24,9 +24,19 @@ pub struct TargetRow {
     pub enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub kind: String,
+    /// Where a manual target's confirmation links go.
+    pub owner_email: Option<String>,
 }
 
 impl TargetRow {
+    pub fn kind(&self) -> TargetKind {
+        TargetKind::parse(&self.kind).unwrap_or(TargetKind::Webhook)
+    }
+    /// The URL calls go to; `None` for a manual target.
+    pub fn url(&self) -> Option<&str> {
+        (self.kind() == TargetKind::Webhook).then_some(self.url.as_str())
+    }
     pub fn created_at(&self) -> DateTime<Utc> {
         utc(self.created_at)
     }
@@ -50,6 +60,8 @@ pub struct CallRow {
     pub confirmed_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// For a manual target: the owner's address when they confirmed.
+    pub confirmed_by: Option<String>,
 }
 
 impl CallRow {
@@ -96,6 +108,7 @@ pub fn update(conn: &mut Conn<'_>, row: &TargetRow) -> Result<(), StoreError> {
     with_conn!(conn, |c| diesel::update(et::table.find(&row.id))
         .set((
             et::url.eq(&row.url),
+            et::owner_email.eq(&row.owner_email),
             et::timeout_ms.eq(row.timeout_ms),
             et::enabled.eq(row.enabled),
             et::updated_at.eq(row.updated_at),
@@ -135,6 +148,7 @@ pub fn fan_out(
             confirmed_at: None,
             created_at: n,
             updated_at: n,
+            confirmed_by: None,
         })
         .collect();
     for row in &rows {
@@ -236,4 +250,36 @@ pub fn has_enabled(conn: &mut Conn<'_>, tenant: TenantId) -> Result<bool, StoreE
         .count()
         .get_result(c))?;
     Ok(n > 0)
+}
+
+/// The owner of a manual target reported on one request: record it, unless
+/// the call is already settled. Returns whether this report counted.
+pub fn owner_report(
+    conn: &mut Conn<'_>,
+    request: RequestId,
+    target: &str,
+    status: CallStatus,
+    owner: &str,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = now.naive_utc();
+    let confirmed = (status == CallStatus::Confirmed).then_some(n);
+    let note = note.map(|e| e.chars().take(500).collect::<String>());
+    let changed = with_conn!(conn, |c| diesel::update(
+        tc::table
+            .filter(tc::request_id.eq(request.to_string()))
+            .filter(tc::target_id.eq(target))
+            .filter(tc::status.eq(CallStatus::Accepted.as_str()))
+    )
+    .set((
+        tc::status.eq(status.as_str()),
+        tc::last_status_code.eq(None::<i32>),
+        tc::last_error.eq(note),
+        tc::confirmed_at.eq(confirmed),
+        tc::confirmed_by.eq(owner),
+        tc::updated_at.eq(n),
+    ))
+    .execute(c))?;
+    Ok(changed == 1)
 }

@@ -6,6 +6,7 @@ mod erasure;
 mod helpers;
 mod interop;
 mod mail;
+mod manual;
 mod scenarios;
 mod support;
 mod targets_server;
@@ -147,3 +148,30 @@ interop_on_both_backends!(
 mod cli;
 mod logs;
 mod replicas;
+
+macro_rules! manual_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod manual_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::manual::$name(crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod manual_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::manual::$name(crate::helpers::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+manual_on_both_backends!(
+    owner_confirms_a_manual_target_by_hand,
+    owner_reports_erasure_impossible,
+    manual_targets_are_validated,
+);

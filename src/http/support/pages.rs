@@ -964,7 +964,13 @@ pub async fn detail(
                     .unwrap_or_default(),
                 confirmed: c
                     .confirmed_at()
-                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .map(|t| {
+                        let at = t.format("%Y-%m-%d %H:%M UTC");
+                        match &c.confirmed_by {
+                            Some(owner) => format!("{at} by {owner}"),
+                            None => at.to_string(),
+                        }
+                    })
                     .unwrap_or_default(),
             })
             .collect(),
