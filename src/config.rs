@@ -36,6 +36,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_MAIL_SUBJECT_PREFIX", "[Erasure request]", "Start of the subject line of approval emails."),
     ("LETHE_SMTP_TIMEOUT_SECS", "15", "Timeout of one SMTP conversation."),
     ("LETHE_APPROVAL_LINK_TTL_DAYS", "14", "Days an approval link stays valid."),
+    ("LETHE_CALLBACKS_ALLOW_PRIVATE", "false", "Let callback_url and OpenDSR status_callback_urls reach private, loopback and link-local addresses (refused by default, also when a name resolves to one: they are supplied by API callers). Erasure targets, registered by the operator, may be anywhere."),
     ("LETHE_OWNER_REMINDER_DAYS", "3", "Days between reminders to the owner of a manual erasure target (a new link each time) until they confirm; 0: no reminders."),
     ("LETHE_REMINDER_DAYS", "3,7", "Days after the approval email at which the privacy contact is reminded (a new link; the old one is voided). Empty: no reminders."),
     ("LETHE_ESCALATE_DAYS_BEFORE_DUE", "7", "An undecided request is flagged for support this many days before its deadline."),
@@ -96,6 +97,8 @@ pub struct Settings {
     pub subject_key: SubjectKey,
     pub store: StoreOptions,
     pub http_workers: Option<usize>,
+    /// Callbacks may go to private, loopback and link-local addresses.
+    pub callbacks_allow_private: bool,
     pub mail_from: lettre::message::Mailbox,
     pub mail_subject_prefix: String,
     pub smtp_timeout: Duration,
@@ -276,6 +279,14 @@ impl Settings {
             Ok(n) if (1..=1000).contains(&n) => Ok(n),
             _ => Err(format!("must be a number from 1 to 1000 (got {v:?})")),
         })?;
+        let callbacks_allow_private =
+            src.parse("LETHE_CALLBACKS_ALLOW_PRIVATE", false, |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => Ok(true),
+                    "false" | "0" | "no" => Ok(false),
+                    _ => Err(format!("must be true or false (got {v:?})")),
+                }
+            })?;
         let sqlite_synchronous_full = src.parse("LETHE_SQLITE_SYNCHRONOUS", true, |v| {
             match v.to_ascii_lowercase().as_str() {
                 "full" => Ok(true),
@@ -376,6 +387,7 @@ impl Settings {
                 ..StoreOptions::default()
             },
             http_workers,
+            callbacks_allow_private,
             mail_from,
             mail_subject_prefix,
             smtp_timeout,

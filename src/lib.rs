@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod egress;
 pub mod email;
 pub mod http;
 pub mod jobs;

@@ -72,10 +72,9 @@ impl Application {
             public_url: public_url.clone(),
             subject_prefix: settings.mail_subject_prefix.clone(),
             workflow: settings.workflow.clone(),
-            http: reqwest::Client::builder()
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            http: crate::egress::target_client()?,
+            callback_http: crate::egress::callback_client(settings.callbacks_allow_private)?,
+            callbacks_allow_private: settings.callbacks_allow_private,
             sealer: sealer.clone(),
             signer: signer.clone(),
             lease: chrono::Duration::from_std(settings.job_lease)?,
@@ -96,6 +95,7 @@ impl Application {
             sealer,
             signer,
             opendsr: settings.opendsr.clone(),
+            callbacks_allow_private: settings.callbacks_allow_private,
             public_url,
             support: http::support::SupportConfig::new(
                 settings.support.clone(),
@@ -105,6 +105,10 @@ impl Application {
         let data = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(
+                    actix_web::middleware::ErrorHandlers::new()
+                        .default_handler_client(http::error::json_for_bare_errors),
+                )
                 .wrap(Compress::default())
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .wrap(from_fn(telemetry::access_log))

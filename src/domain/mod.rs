@@ -4,6 +4,7 @@
 pub mod approval;
 pub mod audit;
 pub mod deadline;
+pub mod egress;
 pub mod facebook;
 pub mod ids;
 pub mod opendsr;

@@ -185,6 +185,11 @@ impl CallbackUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// Does it name an inside address by itself (see `egress`)?
+    pub fn names_inside(&self) -> bool {
+        super::egress::names_inside(&self.0)
+    }
 }
 
 /// Who asked for the erasure.

@@ -168,3 +168,32 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+/// Give the bare 4xx answers actix-web makes itself (405 for a method a path
+/// does not take, and any other error without a body) our JSON error body.
+pub fn json_for_bare_errors<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    if res
+        .response()
+        .headers()
+        .contains_key(actix_web::http::header::CONTENT_TYPE)
+    {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this path does not take that method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the body is too large"),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
+        _ => ("bad_request", "the request could not be handled"),
+    };
+    let (req, _) = res.into_parts();
+    let body = actix_web::ResponseError::error_response(&ApiError::new(status, code, message));
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, body).map_into_right_body(),
+    ))
+}

@@ -195,6 +195,12 @@ async fn submit_inner(
 ) -> Result<Value, SpecError> {
     let key = ready(state, key)?;
     let dsr = opendsr::parse_request(body)?;
+    if !state.callbacks_allow_private && dsr.status_callback_urls.iter().any(|u| u.names_inside()) {
+        return Err(SpecError::bad(
+            "invalid_status_callback_url",
+            "status_callback_urls must be public addresses (private, loopback and link-local addresses are refused)",
+        ));
+    }
     let (tenant, actor) = (key.tenant, key.actor());
     let subject_hash = state.subject_key.hash(tenant, &dsr.subject_id);
     let workflow = state.workflow.clone();

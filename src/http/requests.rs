@@ -36,7 +36,11 @@ pub struct NewRequestBody {
 
 impl NewRequestBody {
     /// Validate every field, collecting all problems.
-    fn validate(&self, index: Option<usize>) -> Result<NewErasure, Vec<FieldError>> {
+    fn validate(
+        &self,
+        index: Option<usize>,
+        allow_private: bool,
+    ) -> Result<NewErasure, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut note = |r: Result<(), InvalidValue>| {
             if let Err(e) = r {
@@ -72,7 +76,14 @@ impl NewRequestBody {
             .callback_url
             .as_deref()
             .map(|u| CallbackUrl::parse("callback_url", u))
-            .transpose();
+            .transpose()
+            .and_then(|u| match u {
+                Some(u) if !allow_private && u.names_inside() => Err(InvalidValue::new(
+                    "callback_url",
+                    "must be a public address (private, loopback and link-local addresses are refused)",
+                )),
+                other => Ok(other),
+            });
         note(callback_url.as_ref().map(|_| ()).map_err(Clone::clone));
         match (subject_id, subject_email, initiator, reason, callback_url) {
             (Ok(subject_id), Ok(subject_email), Ok(initiator), Ok(reason), Ok(callback_url)) => {
@@ -204,7 +215,9 @@ pub async fn submit(
     req: HttpRequest,
     body: web::Json<NewRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let erasure = body.validate(None).map_err(ApiError::invalid)?;
+    let erasure = body
+        .validate(None, state.callbacks_allow_private)
+        .map_err(ApiError::invalid)?;
     let idem = idempotency_key(&req)?;
     let subject_hash = state.subject_key.hash(key.tenant, &erasure.subject_id);
     let actor = key.actor();
@@ -273,7 +286,7 @@ pub async fn submit_batch(
     let mut valid = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        match item.validate(Some(i)) {
+        match item.validate(Some(i), state.callbacks_allow_private) {
             Ok(e) => valid.push(e),
             Err(mut errs) => errors.append(&mut errs),
         }

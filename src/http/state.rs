@@ -20,6 +20,8 @@ pub struct AppState {
     pub signer: Arc<ReceiptSigner>,
     /// OpenDSR processor key and certificate; `None`: OpenDSR is off.
     pub opendsr: Option<Arc<crate::domain::opendsr::ProcessorKey>>,
+    /// Callback URLs may name private addresses.
+    pub callbacks_allow_private: bool,
     /// Base URL of links lethe hands out.
     pub public_url: url::Url,
     /// Sessions, lock-out and cookies of the support dashboard.

@@ -275,6 +275,19 @@ pub(super) async fn on_call_dead(
         .await
 }
 
+/// A callback URL that names an inside address (an IP literal, which no
+/// resolver sees) is never called unless the operator allows it.
+pub(super) fn refuse_inside(ctx: &JobContext, url: &str) -> Result<(), JobError> {
+    let parsed = url::Url::parse(url).map_err(|e| JobError::Permanent(e.to_string()))?;
+    if !ctx.callbacks_allow_private && crate::domain::egress::names_inside(&parsed) {
+        return Err(JobError::Permanent(
+            "the callback URL names a private address (LETHE_CALLBACKS_ALLOW_PRIVATE is off)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn callback(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
@@ -314,9 +327,10 @@ pub(super) async fn callback(
     }))
     .map_err(|e| JobError::Permanent(e.to_string()))?;
     let sig = signature::sign(&secret, Utc::now().timestamp(), &body);
+    refuse_inside(ctx, url.as_str())?;
     let resp = ctx
-        .http
-        .post(url)
+        .callback_http
+        .post(url.as_str())
         .timeout(std::time::Duration::from_secs(10))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(reqwest::header::USER_AGENT, USER_AGENT)

@@ -51,7 +51,12 @@ pub struct JobContext {
     pub public_url: url::Url,
     pub subject_prefix: String,
     pub workflow: WorkflowPolicy,
+    /// For erasure targets (registered by the operator).
     pub http: reqwest::Client,
+    /// For caller-supplied callback URLs: refuses inside addresses unless
+    /// `callbacks_allow_private`.
+    pub callback_http: reqwest::Client,
+    pub callbacks_allow_private: bool,
     pub sealer: Arc<Sealer>,
     pub signer: Arc<ReceiptSigner>,
     /// How long a claimed job is leased before another worker may take it

@@ -45,8 +45,9 @@ pub(super) async fn callback(
     }))
     .map_err(|e| JobError::Permanent(e.to_string()))?;
     let (domain_header, signature_header) = headers(false);
+    super::erasure::refuse_inside(ctx, &url)?;
     let resp = ctx
-        .http
+        .callback_http
         .post(&url)
         .timeout(std::time::Duration::from_secs(10))
         .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -444,3 +444,49 @@ pub async fn platform_completion_and_signed_callbacks(db: Db) {
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 }
+
+/// Callback URLs come from API callers: by default they may not point into
+/// lethe's own network (cloud metadata, loopback, private ranges).
+pub async fn callbacks_to_inside_addresses_are_refused(db: Db) {
+    let app = spawn_app_with(db, &[("LETHE_CALLBACKS_ALLOW_PRIVATE", "false".into())]).await;
+    let t = app.create_tenant("none").await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:8080/v1/tenants",
+        "http://localhost/hook",
+        "http://[::1]/hook",
+        "http://10.0.0.7/hook",
+        "http://metadata.google.internal/",
+    ] {
+        let r = app
+            .submit(&t, &json!({ "subject_id": "u-1", "callback_url": url }))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["details"][0]["field"], "callback_url", "{v}");
+    }
+    let r = app
+        .client
+        .post(app.url("/v1/erasure-requests/batch"))
+        .bearer_auth(&t.key)
+        .json(&json!({ "requests": [
+            { "subject_id": "u-2", "callback_url": "https://hooks.example.com/lethe" },
+            { "subject_id": "u-3", "callback_url": "http://192.168.0.1/" },
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.count("erasure_requests").await,
+        0,
+        "nothing was created"
+    );
+    let r = app
+        .submit(
+            &t,
+            &json!({ "subject_id": "u-4", "callback_url": "https://hooks.example.com/lethe" }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED, "public URLs are fine");
+}

@@ -109,6 +109,8 @@ pub async fn spawn_app_with(db: Db, extra: &[(&'static str, String)]) -> TestApp
             ("LETHE_HTTP_WORKERS", "2".into()),
             // Tests drive background work step by step with `run_jobs`.
             ("LETHE_JOB_WORKERS", "0".into()),
+            // The callback receivers tests start listen on loopback.
+            ("LETHE_CALLBACKS_ALLOW_PRIVATE", "true".into()),
         ]
         .into_iter()
         .chain(extra.iter().map(|(k, v)| (*k, v.clone())))

@@ -116,6 +116,7 @@ erasure_on_both_backends!(
     a_hanging_target_times_out_and_is_retried,
     erased_only_when_every_target_confirmed,
     platform_completion_and_signed_callbacks,
+    callbacks_to_inside_addresses_are_refused,
 );
 
 macro_rules! interop_on_both_backends {

@@ -388,6 +388,25 @@ pub async fn garbage_bodies_get_json_4xx_and_change_nothing(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(bad_key.status(), StatusCode::BAD_REQUEST);
+    // A method a path does not take: 405, with a JSON body too.
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/v1/erasure-requests"),
+        (reqwest::Method::PUT, "/v1/erasure-requests/batch"),
+    ] {
+        let r = app
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&t.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(error_code(r).await, "method_not_allowed");
+    }
     assert_eq!(app.count("erasure_requests").await, 0);
     assert_eq!(app.count("audit_events").await, 0);
     assert_eq!(app.count("jobs").await, 0);
