@@ -182,7 +182,7 @@ pub async fn submit(
     body: web::Bytes,
 ) -> HttpResponse {
     let flavor = Flavor::of(&req);
-    match submit_inner(&state, key, &body).await {
+    match submit_inner(&state, key, &body, flavor).await {
         Ok(v) => signed(&state, flavor, StatusCode::CREATED, &v),
         Err(e) => error(&state, flavor, e),
     }
@@ -192,6 +192,7 @@ async fn submit_inner(
     state: &web::Data<AppState>,
     key: Result<TenantKey, ApiError>,
     body: &[u8],
+    flavor: Flavor,
 ) -> Result<Value, SpecError> {
     let key = ready(state, key)?;
     let dsr = opendsr::parse_request(body)?;
@@ -252,6 +253,7 @@ async fn submit_inner(
                     api_version: &dsr.api_version,
                     status_callback_urls: &urls,
                     submitted_at: dsr.submitted_time,
+                    opengdpr: flavor.opengdpr,
                 },
                 now,
             )?;

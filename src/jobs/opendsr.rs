@@ -44,7 +44,7 @@ pub(super) async fn callback(
         "api_version": crate::domain::opendsr::API_VERSION,
     }))
     .map_err(|e| JobError::Permanent(e.to_string()))?;
-    let (domain_header, signature_header) = headers(false);
+    let (domain_header, signature_header) = headers(p["opengdpr"].as_bool().unwrap_or(false));
     super::erasure::refuse_inside(ctx, &url)?;
     let resp = ctx
         .callback_http

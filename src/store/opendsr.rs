@@ -24,6 +24,7 @@ struct Row {
     status_callback_urls: String,
     submitted_at: NaiveDateTime,
     received_at: NaiveDateTime,
+    opengdpr: bool,
 }
 
 /// One OpenDSR request as lethe keeps it.
@@ -36,6 +37,8 @@ pub struct Mapping {
     pub api_version: String,
     pub status_callback_urls: Vec<String>,
     pub received_at: DateTime<Utc>,
+    /// Came in on the old OpenGDPR routes: callbacks carry X-OpenGDPR-* headers.
+    pub opengdpr: bool,
 }
 
 impl Row {
@@ -50,6 +53,7 @@ impl Row {
             regulation: self.regulation,
             api_version: self.api_version,
             received_at: utc(self.received_at),
+            opengdpr: self.opengdpr,
         })
     }
 }
@@ -63,6 +67,7 @@ pub struct NewMapping<'a> {
     pub api_version: &'a str,
     pub status_callback_urls: &'a [String],
     pub submitted_at: DateTime<Utc>,
+    pub opengdpr: bool,
 }
 
 /// Record the mapping (a replay keeps the first one) and return it.
@@ -81,6 +86,7 @@ pub fn insert(
             .map_err(|e| StoreError::Internal(e.to_string()))?,
         submitted_at: m.submitted_at.naive_utc(),
         received_at: now.naive_utc(),
+        opengdpr: m.opengdpr,
     };
     with_conn!(conn, |c| diesel::insert_into(od::table)
         .values(&row)
@@ -134,6 +140,7 @@ pub fn on_transition(
                     "subject_request_id": m.subject_request_id,
                     "status_callback_url": url,
                     "request_status": status,
+                    "opengdpr": m.opengdpr,
                 }),
                 now,
             ));

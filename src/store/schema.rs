@@ -170,6 +170,7 @@ diesel::table! {
         status_callback_urls -> Text,
         submitted_at -> Timestamp,
         received_at -> Timestamp,
+        opengdpr -> Bool,
     }
 }
 

@@ -434,6 +434,30 @@ pub async fn opendsr_errors_cancel_and_opengdpr(db: Db) {
     let v = signed_body(r, &key, "opengdpr").await;
     assert_eq!(v["subject_request_id"], sri2);
     assert_eq!(v["controller_id"], other.id);
+    // Its status callbacks carry the OpenGDPR headers too.
+    let list = app.list(&other, "").await;
+    let rid = list["data"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post_empty(&other, &format!("/v1/erasure-requests/{rid}/complete"))
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    app.run_jobs().await;
+    let calls = receiver.received();
+    let legacy: Vec<_> = calls
+        .iter()
+        .filter(|c| c.json()["subject_request_id"] == sri2)
+        .collect();
+    assert!(!legacy.is_empty(), "a callback for the OpenGDPR request");
+    for c in legacy {
+        assert!(c.header("x-opendsr-signature").is_none());
+        assert!(c.header("x-opengdpr-processor-domain").is_some());
+        assert!(lethe::domain::opendsr::verify(
+            &key,
+            &c.body,
+            c.header("x-opengdpr-signature")
+                .expect("signed the OpenGDPR way")
+        ));
+    }
 }
 
 const FB_SECRET: &str = "fb-app-secret-0123456789";

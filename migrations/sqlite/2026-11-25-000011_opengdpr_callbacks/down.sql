@@ -1,0 +1,1 @@
+ALTER TABLE opendsr_requests DROP COLUMN opengdpr;
