@@ -6,6 +6,7 @@ mod erasure;
 mod helpers;
 mod interop;
 mod mail;
+mod openapi;
 mod scenarios;
 mod support;
 mod targets_server;
