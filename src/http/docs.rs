@@ -16,7 +16,7 @@ use super::pages::secure_headers;
 /// else loads from anywhere but here. Other pages keep the strict policy.
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
-/// `GET /openapi.json`
+/// This document: the API as OpenAPI 3.1.
 #[utoipa::path(
     get,
     path = "/openapi.json",
@@ -33,7 +33,7 @@ pub async fn openapi_json() -> HttpResponse {
         .body(body.as_str())
 }
 
-/// `GET /docs`: to `/docs/`, where the page's relative links work.
+/// The rendered docs: redirect to `/docs/` (where the page's relative links work).
 #[utoipa::path(
     get,
     path = "/docs",
@@ -45,7 +45,7 @@ pub async fn redirect() -> HttpResponse {
         .finish()
 }
 
-/// `GET /docs/{file}`: the rendered docs (`/docs/` is the page).
+/// The rendered docs (Swagger UI): `/docs/` is the page, the rest its files.
 #[utoipa::path(
     get,
     path = "/docs/{file}",

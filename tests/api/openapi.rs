@@ -222,3 +222,37 @@ async fn docs_are_served_from_the_binary_with_their_own_csp() {
     let csp = resp.headers()["content-security-policy"].to_str().unwrap();
     assert!(!csp.contains("script-src"), "{csp}");
 }
+
+/// Swagger UI runs under the docs page's CSP and renders the operations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_render_in_a_browser() {
+    let app = spawn_app(Db::Sqlite).await;
+    let base = app.base.clone();
+    let paths = tokio::task::spawn_blocking(move || {
+        crate::mail::with_browser(|browser| {
+            let tab = browser.new_tab().unwrap();
+            tab.navigate_to(&format!("{base}/docs"))
+                .unwrap()
+                .wait_until_navigated()
+                .unwrap();
+            assert!(tab.get_url().ends_with("/docs/"), "{}", tab.get_url());
+            tab.wait_for_element_with_custom_timeout(
+                ".opblock-summary-path",
+                std::time::Duration::from_secs(30),
+            )
+            .unwrap();
+            crate::mail::screenshot(&tab, "docs");
+            tab.find_elements(".opblock-summary-path")
+                .unwrap()
+                .iter()
+                .map(|e| e.get_inner_text().unwrap())
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .unwrap();
+    assert!(
+        paths.iter().any(|p| p.contains("/v1/erasure-requests")),
+        "{paths:?}"
+    );
+}
