@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::subject_key::SubjectKey;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TargetConfirmation {
     pub target: String,
     pub confirmed_at: String,
@@ -18,7 +18,7 @@ pub struct TargetConfirmation {
 }
 
 /// The signed content.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReceiptBody {
     pub version: u32,
     pub request_id: String,
@@ -36,7 +36,7 @@ pub struct ReceiptBody {
 }
 
 /// A receipt as served and stored: the body, its signature and the key.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Receipt {
     pub receipt: ReceiptBody,
     pub algorithm: String,

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
+use super::openapi::ApprovalForm;
 use super::pages::page;
 use super::state::AppState;
 use crate::domain::approval::{Decision, LinkStatus, RejectionCode};
@@ -157,6 +158,18 @@ fn render_form(l: &Loaded, token: &str, errors: Vec<String>, status: StatusCode)
     }
 }
 
+#[utoipa::path(
+    get, path = "/approvals/{token}",
+    description = "The privacy contact's approval page (the link in the approval email). The token in the URL is the credential.",
+    params(("token" = String, Path, description = "The approval token")),
+    responses(
+        (status = 200, description = "Who and what, with the approve/reject form", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown token", content_type = "text/html", body = String),
+        (status = 410, description = "The link expired, was used or was replaced", content_type = "text/html", body = String),
+        (status = 500, description = "Internal error", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn show(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let token = path.into_inner();
     let Some(digest) = token_digest(&token) else {
@@ -241,6 +254,21 @@ enum Decided {
     Done(Locale, usize, usize),
 }
 
+#[utoipa::path(
+    post, path = "/approvals/{token}",
+    description = "The privacy contact approves or rejects (the token in the URL is the credential; the link is used up).",
+    params(("token" = String, Path, description = "The approval token")),
+    request_body(content = ApprovalForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Decision recorded", content_type = "text/html", body = String),
+        (status = 400, description = "The form could not be read", content_type = "text/plain", body = String),
+        (status = 404, description = "Unknown token", content_type = "text/html", body = String),
+        (status = 410, description = "The link expired, was used or was replaced", content_type = "text/html", body = String),
+        (status = 422, description = "A decision or reason is missing: the form again, with the errors", content_type = "text/html", body = String),
+        (status = 500, description = "Internal error", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn decide(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::auth::TenantKey;
 use super::error::ApiError;
 use super::extract::parse_id;
+use super::openapi::{DataList, ErrorBody, PublicKey, TargetCall};
 use super::requests::RequestView;
 use super::state::AppState;
 use crate::domain::audit::Actor;
@@ -24,7 +25,7 @@ fn request_not_found(e: StoreError) -> ApiError {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Confirmed {
     request_id: RequestId,
     target: String,
@@ -34,6 +35,20 @@ struct Confirmed {
 
 /// `POST /v1/erasure-requests/{id}/targets/{target}/confirm`, signed with the
 /// target's secret (`Lethe-Signature`). Replays are harmless.
+#[utoipa::path(
+    post, path = "/v1/erasure-requests/{id}/targets/{target}/confirm",
+    description = "An erasure target that answered 202 confirms here that it erased the subject. Authenticated by the header `Lethe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">` with the target's secret (no bearer token). Replays are harmless.",
+    params(("id" = RequestId, Path, description = "The erasure request"), ("target" = String, Path, description = "The target's id"),
+        ("Lethe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256>`")),
+    request_body(content = Object, description = "Any JSON (signed as sent)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Confirmed", body = Confirmed),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 404, description = "No such request or target", body = ErrorBody),
+        (status = 409, description = "The target was not called for this request (`not_called`)", body = ErrorBody),
+    ),
+)]
 pub async fn confirm(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -115,6 +130,17 @@ pub async fn confirm(
 
 /// `POST /v1/erasure-requests/{id}/complete`: a tenant without erasure
 /// targets confirms it erased the data itself.
+#[utoipa::path(
+    post, path = "/v1/erasure-requests/{id}/complete",
+    description = "The platform says it erased the subject (for tenants without erasure targets).",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    responses(
+        (status = 200, description = "Erased", body = RequestView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 409, description = "Not erasing, or targets still pending (`targets_pending`)", body = ErrorBody),
+    ),
+)]
 pub async fn complete(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -156,6 +182,17 @@ pub async fn complete(
 
 /// `POST /v1/erasure-requests/{id}/retry`: resume a failed erasure (targets
 /// that confirmed are not called again).
+#[utoipa::path(
+    post, path = "/v1/erasure-requests/{id}/retry",
+    description = "Retry a failed erasure: the targets that did not confirm are called again.",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    responses(
+        (status = 202, description = "Erasing again", body = RequestView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 409, description = "The request has not failed (`invalid_transition`)", body = ErrorBody),
+    ),
+)]
 pub async fn retry(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -186,6 +223,17 @@ pub async fn retry(
 }
 
 /// `GET /v1/erasure-requests/{id}/receipt`: the signed certificate of erasure.
+#[utoipa::path(
+    get, path = "/v1/erasure-requests/{id}/receipt",
+    description = "The signed certificate of erasure (Ed25519; verify with `/v1/receipts/public-key`).",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    responses(
+        (status = 200, description = "The receipt", body = crate::domain::receipt::Receipt),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 409, description = "Not erased yet (`not_erased`)", body = ErrorBody),
+    ),
+)]
 pub async fn receipt(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -209,6 +257,11 @@ pub async fn receipt(
 }
 
 /// `GET /v1/receipts/public-key`: the key receipts are signed with.
+#[utoipa::path(
+    get, path = "/v1/receipts/public-key",
+    description = "The public key erasure receipts are signed with.",
+    responses((status = 200, description = "The key", body = PublicKey)),
+)]
 pub async fn public_key(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "algorithm": "ed25519",
@@ -217,6 +270,16 @@ pub async fn public_key(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The state of each target for a request (shown with the request).
+#[utoipa::path(
+    get, path = "/v1/erasure-requests/{id}/targets",
+    description = "Each erasure target's status for the request.",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    responses(
+        (status = 200, description = "The targets' calls", body = DataList<TargetCall>),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+    ),
+)]
 pub async fn calls(
     key: TenantKey,
     state: web::Data<AppState>,

@@ -10,7 +10,7 @@ use crate::domain::values::InvalidValue;
 use crate::domain::TransitionError;
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::auth::Admin;
 use super::error::ApiError;
 use super::extract::parse_id;
+use super::openapi::{ErrorBody, FacebookApp, FacebookDeletion, FacebookForm};
 use super::pages::page;
 use super::state::AppState;
 use crate::domain::audit::Actor;
@@ -26,7 +27,7 @@ use crate::store::tenants;
 
 const CODE_KEY: &[u8] = b"lethe/facebook-confirmation-codes/v1";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppBody {
     pub app_id: String,
@@ -34,6 +35,18 @@ pub struct AppBody {
 }
 
 /// `PUT /v1/tenants/{id}/integrations/facebook` (admin).
+#[utoipa::path(
+    put, path = "/v1/tenants/{id}/integrations/facebook",
+    description = "Set the tenant's Facebook app (its id and secret) for the data deletion callback.",
+    params(("id" = TenantId, Path, description = "The tenant")),
+    request_body = AppBody,
+    responses(
+        (status = 200, description = "Configured", body = FacebookApp),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 pub async fn configure(
     _admin: Admin,
     state: web::Data<AppState>,
@@ -89,12 +102,25 @@ pub struct DeletionForm {
     signed_request: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TenantQuery {
     tenant: Option<String>,
 }
 
 /// `POST /v1/integrations/facebook/{tenant}/data-deletion`
+#[utoipa::path(
+    post, path = "/v1/integrations/facebook/{tenant}/data-deletion",
+    description = "Facebook's data deletion request callback. Authenticated by the form's `signed_request`, signed with the tenant's app secret (no bearer token).",
+    params(("tenant" = TenantId, Path, description = "The tenant whose app this is")),
+    request_body(content = FacebookForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Request recorded; the person can follow it at `url`", body = FacebookDeletion),
+        (status = 400, description = "Missing tenant, unreadable form, or a bad `signed_request` (wrong signature, algorithm or payload)", body = ErrorBody),
+        (status = 404, description = "The tenant has no Facebook app configured", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+    ),
+)]
 pub async fn deletion_for(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -104,6 +130,18 @@ pub async fn deletion_for(
 }
 
 /// `POST /v1/integrations/facebook/data-deletion?tenant={tenant}`
+#[utoipa::path(
+    post, path = "/v1/integrations/facebook/data-deletion",
+    description = "Facebook's data deletion request callback, with the tenant in the query string. Authenticated by the form's `signed_request`, signed with the tenant's app secret (no bearer token).",
+    params(TenantQuery),
+    request_body(content = FacebookForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Request recorded; the person can follow it at `url`", body = FacebookDeletion),
+        (status = 400, description = "Missing tenant, unreadable form, or a bad `signed_request` (wrong signature, algorithm or payload)", body = ErrorBody),
+        (status = 404, description = "The tenant has no Facebook app configured", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+    ),
+)]
 pub async fn deletion_query(
     state: web::Data<AppState>,
     query: web::Query<TenantQuery>,
@@ -232,6 +270,17 @@ fn day(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// `GET /status/{code}`: the state of a deletion request.
+#[utoipa::path(
+    get, path = "/status/{code}",
+    description = "The page Facebook links the person to: the state of their deletion request. The confirmation code is the credential.",
+    params(("code" = String, Path, description = "The confirmation code")),
+    responses(
+        (status = 200, description = "The status page", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown code", content_type = "text/html", body = String),
+        (status = 500, description = "Internal error", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn status_page(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let t = crate::email::texts::texts(crate::domain::tenant::Locale::En);
     let code = path.into_inner();

@@ -2,12 +2,26 @@
 
 use actix_web::{web, HttpResponse};
 
+use super::openapi::{Health, Ready};
 use super::state::AppState;
 
+#[utoipa::path(
+    get, path = "/healthz",
+    description = "Liveness: the process answers.",
+    responses((status = 200, description = "Alive", body = Health)),
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
+#[utoipa::path(
+    get, path = "/metrics",
+    description = "Prometheus metrics (no personal data).",
+    responses(
+        (status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/plain", body = String),
+    ),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match crate::metrics::render(&state.store).await {
         Ok(text) => HttpResponse::Ok()
@@ -22,6 +36,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(
+    get, path = "/readyz",
+    description = "Readiness: the database answers.",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "The database is unreachable", body = Ready),
+    ),
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
         Ok(()) => {

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::auth::TenantKey;
 use super::error::ApiError;
+use super::openapi::{OpenDsrDiscovery, OpenDsrErrorBody, OpenDsrRequest, OpenDsrStatus};
 use super::state::AppState;
 use crate::domain::deadline;
 use crate::domain::opendsr::{self, SpecError, Status, API_VERSION, IDENTITY_TYPES};
@@ -138,6 +139,14 @@ fn status_body(m: &Mapping, due: chrono::DateTime<chrono::Utc>, st: RequestState
     })
 }
 
+#[utoipa::path(
+    get, path = "/opendsr/v1/discovery",
+    description = "OpenDSR discovery (also under `/opengdpr/v1`).",
+    responses(
+        (status = 200, description = "What this processor supports", body = OpenDsrDiscovery, headers(("X-OpenDSR-Processor-Domain" = String, description = "The processor's host (`X-OpenGDPR-Processor-Domain` under /opengdpr)"), ("X-OpenDSR-Signature" = String, description = "Base64 signature of the body with the processor key (`X-OpenGDPR-Signature` under /opengdpr)"))),
+        (status = 503, description = "OpenDSR is not configured (`processor_not_configured`)", body = OpenDsrErrorBody),
+    ),
+)]
 pub async fn discovery(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let flavor = Flavor::of(&req);
     if state.opendsr.is_none() {
@@ -165,6 +174,14 @@ pub async fn discovery(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
     )
 }
 
+#[utoipa::path(
+    get, path = "/opendsr/v1/certificate",
+    description = "The processor's X.509 certificate, whose key signs every response.",
+    responses(
+        (status = 200, description = "PEM", content_type = "application/x-pem-file", body = String),
+        (status = 503, description = "OpenDSR is not configured (`processor_not_configured`)", body = OpenDsrErrorBody),
+    ),
+)]
 pub async fn certificate(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match &state.opendsr {
         Some(key) => HttpResponse::Ok()
@@ -175,6 +192,18 @@ pub async fn certificate(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
     }
 }
 
+#[utoipa::path(
+    post, path = "/opendsr/v1/requests",
+    description = "Submit an OpenDSR erasure request (the controller is the tenant of the API key).",
+    request_body = OpenDsrRequest,
+    responses(
+        (status = 201, description = "Accepted for processing", body = OpenDsrStatus, headers(("X-OpenDSR-Processor-Domain" = String, description = "The processor's host (`X-OpenGDPR-Processor-Domain` under /opengdpr)"), ("X-OpenDSR-Signature" = String, description = "Base64 signature of the body with the processor key (`X-OpenGDPR-Signature` under /opengdpr)"))),
+        (status = 400, description = "Invalid request (`reason` names the problem)", body = OpenDsrErrorBody),
+        (status = 409, description = "This subject_request_id was used with another request", body = OpenDsrErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = OpenDsrErrorBody),
+        (status = 503, description = "OpenDSR is not configured, or the database is unavailable", body = OpenDsrErrorBody),
+    ),
+)]
 pub async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -287,6 +316,15 @@ fn lookup_id(raw: &str) -> Result<String, SpecError> {
         .map_err(|_| not_found())
 }
 
+#[utoipa::path(
+    get, path = "/opendsr/v1/requests/{subject_request_id}",
+    params(("subject_request_id" = uuid::Uuid, Path, description = "The controller's request id")),
+    responses(
+        (status = 200, description = "The request's status", body = OpenDsrStatus, headers(("X-OpenDSR-Processor-Domain" = String, description = "The processor's host (`X-OpenGDPR-Processor-Domain` under /opengdpr)"), ("X-OpenDSR-Signature" = String, description = "Base64 signature of the body with the processor key (`X-OpenGDPR-Signature` under /opengdpr)"))),
+        (status = 404, description = "No such request for this controller", body = OpenDsrErrorBody),
+        (status = 503, description = "OpenDSR is not configured, or the database is unavailable", body = OpenDsrErrorBody),
+    ),
+)]
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -314,6 +352,16 @@ pub async fn status(
     }
 }
 
+#[utoipa::path(
+    delete, path = "/opendsr/v1/requests/{subject_request_id}",
+    params(("subject_request_id" = uuid::Uuid, Path, description = "The controller's request id")),
+    responses(
+        (status = 202, description = "Cancelled (signed by the processor)", body = OpenDsrStatus, headers(("X-OpenDSR-Processor-Domain" = String, description = "The processor's host (`X-OpenGDPR-Processor-Domain` under /opengdpr)"), ("X-OpenDSR-Signature" = String, description = "Base64 signature of the body with the processor key (`X-OpenGDPR-Signature` under /opengdpr)"))),
+        (status = 404, description = "No such request for this controller", body = OpenDsrErrorBody),
+        (status = 409, description = "No longer cancellable", body = OpenDsrErrorBody),
+        (status = 503, description = "OpenDSR is not configured, or the database is unavailable", body = OpenDsrErrorBody),
+    ),
+)]
 pub async fn cancel(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -380,27 +428,5 @@ pub async fn cancel(
             signed(&state, flavor, StatusCode::ACCEPTED, &v)
         }
         Err(e) => error(&state, flavor, e),
-    }
-}
-
-/// The OpenDSR and OpenGDPR scopes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    for (prefix, flavor) in [
-        ("/opendsr/v1", Flavor::OPENDSR),
-        ("/opengdpr/v1", Flavor::OPENGDPR),
-    ] {
-        cfg.service(
-            web::scope(prefix)
-                .app_data(flavor)
-                .app_data(web::PayloadConfig::new(64 * 1024))
-                .route("/discovery", web::get().to(discovery))
-                .route("/certificate", web::get().to(certificate))
-                .route("/requests", web::post().to(submit))
-                .service(
-                    web::resource("/requests/{subject_request_id}")
-                        .route(web::get().to(status))
-                        .route(web::delete().to(cancel)),
-                ),
-        );
     }
 }

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
+use super::openapi::OwnerForm;
 use super::pages::page;
 use super::state::AppState;
 use crate::domain::audit::{Actor, ActorKind};
@@ -196,6 +197,18 @@ fn task_page(l: &Loaded, token: &str, reason: &str, errors: Vec<String>) -> Http
     )
 }
 
+#[utoipa::path(
+    get, path = "/erasure-confirmations/{token}",
+    description = "The page of a manual erasure target's owner (the link in the email asking them to erase by hand): whose data, in which system. Opening it changes nothing. The token in the URL is the credential.",
+    params(("token" = String, Path, description = "The owner's link token")),
+    responses(
+        (status = 200, description = "The task, with the erased / impossible forms", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown token", content_type = "text/html", body = String),
+        (status = 410, description = "Already confirmed or reported, no longer asked, or expired", content_type = "text/html", body = String),
+        (status = 500, description = "Internal error", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn show(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let token = path.into_inner();
     let Some(digest) = token_digest(&token) else {
@@ -223,6 +236,21 @@ enum Reported {
     Done(Locale, bool),
 }
 
+#[utoipa::path(
+    post, path = "/erasure-confirmations/{token}",
+    description = "The owner of a manual target confirms the erasure (`outcome=erased`) or reports it impossible (`outcome=impossible` with a `reason`; the request then fails for support). One report per call; the token in the URL is the credential.",
+    params(("token" = String, Path, description = "The owner's link token")),
+    request_body(content = OwnerForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Report recorded", content_type = "text/html", body = String),
+        (status = 400, description = "The form could not be read", content_type = "text/plain", body = String),
+        (status = 404, description = "Unknown token", content_type = "text/html", body = String),
+        (status = 410, description = "Already confirmed or reported, no longer asked, or expired", content_type = "text/html", body = String),
+        (status = 422, description = "The outcome or reason is missing: the form again, with the error", content_type = "text/html", body = String),
+        (status = 500, description = "Internal error", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn report(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::TenantKey;
 use super::error::{ApiError, FieldError};
 use super::extract::{optional_json, parse_id};
+use super::openapi::ErrorBody;
 use super::state::AppState;
 use crate::domain::deadline;
 use crate::domain::request::{ErasureRequest, NewErasure};
@@ -24,7 +25,7 @@ pub const MAX_BATCH: usize = 1000;
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequestBody {
     pub subject_id: String,
@@ -101,7 +102,7 @@ impl NewRequestBody {
 }
 
 /// An erasure request as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub id: RequestId,
     pub tenant_id: TenantId,
@@ -132,7 +133,7 @@ pub struct RequestView {
     pub scrubbed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     pub code: String,
     pub explanation: Option<String>,
@@ -209,6 +210,20 @@ fn respond(outcome: &Submitted, now: DateTime<Utc>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/erasure-requests",
+    description = "Submit an erasure request for a subject. With `Idempotency-Key`, a retry returns the first answer. A subject with an open request gets that request back (200).",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters")),
+    request_body = NewRequestBody,
+    responses(
+        (status = 201, description = "Created (or replayed: header `Idempotent-Replayed: true`)", body = RequestView),
+        (status = 200, description = "The subject already has an open request: that one", body = RequestView),
+        (status = 400, description = "Invalid body or Idempotency-Key (`invalid_request` with `details`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
+    ),
+)]
 pub async fn submit(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -247,13 +262,13 @@ pub async fn submit(
     Ok(respond(&outcome, deadline::now()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     pub requests: Vec<NewRequestBody>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BatchItem {
     index: usize,
     status: u16,
@@ -261,7 +276,7 @@ struct BatchItem {
     request: RequestView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BatchView {
     batch_id: BatchId,
     created: usize,
@@ -269,6 +284,20 @@ struct BatchView {
     results: Vec<BatchItem>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/erasure-requests/batch",
+    description = "Submit up to 1000 erasure requests at once; all are validated first (one invalid item rejects the batch), then each is created or matched to its subject's open request.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters")),
+    request_body = BatchBody,
+    responses(
+        (status = 201, description = "At least one request was created", body = BatchView),
+        (status = 200, description = "Every subject already had an open request", body = BatchView),
+        (status = 400, description = "Invalid items (`details` name them by `index`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
+    ),
+)]
 pub async fn submit_batch(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -386,6 +415,15 @@ pub async fn submit_batch(
     })
 }
 
+#[utoipa::path(
+    get, path = "/v1/erasure-requests/{id}",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    responses(
+        (status = 200, description = "The request", body = RequestView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -430,8 +468,9 @@ pub fn decode_cursor(s: &str) -> Result<RequestId, ApiError> {
         .map_err(|_| bad())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub overdue: Option<String>,
@@ -439,12 +478,21 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct Page {
+#[derive(Serialize, utoipa::ToSchema)]
+struct RequestPage {
     data: Vec<RequestView>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/erasure-requests",
+    description = "The tenant's erasure requests, newest first, a page at a time.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = RequestPage),
+        (status = 400, description = "Invalid query or cursor", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -503,15 +551,27 @@ pub async fn list(
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(Page { data, next_cursor }))
+    Ok(HttpResponse::Ok().json(RequestPage { data, next_cursor }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     pub reason: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/erasure-requests/{id}/cancel",
+    description = "Cancel an open request (before erasure starts). The body is optional.",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    request_body(content = Option<CancelBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Cancelled", body = RequestView),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 409, description = "Not cancellable in its state (`invalid_transition`)", body = ErrorBody),
+    ),
+)]
 pub async fn cancel(
     key: TenantKey,
     state: web::Data<AppState>,
@@ -556,6 +616,17 @@ pub async fn cancel(
 
 /// Send the privacy contact a fresh approval link (the old one is voided
 /// when the new one is issued).
+#[utoipa::path(
+    post, path = "/v1/erasure-requests/{id}/resend-approval",
+    description = "Send the approval email again (with a fresh link).",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    responses(
+        (status = 202, description = "Queued", body = RequestView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request for this tenant", body = ErrorBody),
+        (status = 409, description = "The request is not awaiting approval", body = ErrorBody),
+    ),
+)]
 pub async fn resend_approval(
     key: TenantKey,
     state: web::Data<AppState>,

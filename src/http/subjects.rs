@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::auth::TenantKey;
 use super::error::ApiError;
+use super::openapi::ErrorBody;
 use super::requests::RequestView;
 use super::state::AppState;
 use crate::domain::deadline;
@@ -13,7 +14,7 @@ use crate::domain::values::SubjectId;
 use crate::domain::RequestState;
 use crate::store::requests;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SubjectStatus {
     subject_id: String,
     /// `false` only while an erasure is under way: the platform may then
@@ -25,6 +26,15 @@ struct SubjectStatus {
     request: Option<RequestView>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/subjects/{subject_id}",
+    description = "May the platform deactivate and erase this subject's account? `keep_account_active` is false only while an erasure is under way.",
+    params(("subject_id" = String, Path, description = "The platform's id of the subject")),
+    responses(
+        (status = 200, description = "The subject's status", body = SubjectStatus),
+        (status = 400, description = "Invalid subject id", body = ErrorBody),
+    ),
+)]
 pub async fn status(
     key: TenantKey,
     state: web::Data<AppState>,

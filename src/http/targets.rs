@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Admin;
 use super::error::ApiError;
 use super::extract::parse_id;
+use super::openapi::{DataList, ErrorBody};
 use super::state::AppState;
 use crate::admin;
 use crate::domain::deadline;
@@ -16,7 +17,7 @@ use crate::domain::TenantId;
 use crate::store::targets::{self, TargetRow};
 use crate::store::{tenants, StoreError};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTargetBody {
     pub name: String,
@@ -28,7 +29,7 @@ pub struct NewTargetBody {
     pub timeout_ms: Option<i32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTargetBody {
     pub url: Option<String>,
@@ -37,11 +38,13 @@ pub struct PatchTargetBody {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TargetView {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
+    /// `webhook` or `manual`.
+    #[schema(value_type = String, example = "webhook")]
     pub kind: TargetKind,
     /// Where calls go (webhook targets).
     pub url: Option<String>,
@@ -147,6 +150,18 @@ fn not_found(what: &'static str) -> impl Fn(StoreError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/tenants/{id}/targets",
+    description = "Register an erasure target. The response carries its signing secret, once.",
+    params(("id" = TenantId, Path, description = "The tenant")),
+    request_body = NewTargetBody,
+    responses(
+        (status = 201, description = "Created, with `secret`", body = TargetView),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "A target of this name exists", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     _: Admin,
     state: web::Data<AppState>,
@@ -175,6 +190,14 @@ pub async fn create(
         .json(TargetView::new(&row, secret)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/tenants/{id}/targets",
+    params(("id" = TenantId, Path, description = "The tenant")),
+    responses(
+        (status = 200, description = "The tenant's targets", body = DataList<TargetView>),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: Admin,
     state: web::Data<AppState>,
@@ -193,6 +216,16 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
+#[utoipa::path(
+    patch, path = "/v1/tenants/{id}/targets/{target}",
+    params(("id" = TenantId, Path, description = "The tenant"), ("target" = String, Path, description = "The target's id")),
+    request_body = PatchTargetBody,
+    responses(
+        (status = 200, description = "Changed", body = TargetView),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No such tenant or target", body = ErrorBody),
+    ),
+)]
 pub async fn patch(
     _: Admin,
     state: web::Data<AppState>,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::auth::Admin;
 use super::error::ApiError;
 use super::extract::parse_id;
+use super::openapi::{DataList, ErrorBody};
 use super::state::AppState;
 use crate::admin;
 use crate::domain::deadline;
@@ -16,14 +17,14 @@ use crate::domain::{ApiKeyId, TenantId};
 use crate::store::api_keys::{self, ApiKey};
 use crate::store::{tenants, StoreError};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
     pub name: Option<String>,
     pub email: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantBody {
     pub name: String,
@@ -43,7 +44,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenantBody {
     pub name: Option<String>,
@@ -54,13 +55,13 @@ pub struct PatchTenantBody {
     pub notify_subject: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactView {
     pub name: Option<String>,
     pub email: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub id: TenantId,
     pub name: String,
@@ -161,6 +162,15 @@ fn tenant_not_found(e: StoreError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/tenants",
+    request_body = NewTenantBody,
+    responses(
+        (status = 201, description = "Created", body = TenantView),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     _: Admin,
     state: web::Data<AppState>,
@@ -178,19 +188,29 @@ pub async fn create(
         .json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TenantPage {
     data: Vec<TenantView>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/tenants",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of tenants", body = TenantPage),
+        (status = 400, description = "Invalid query or cursor", body = ErrorBody),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: Admin,
     state: web::Data<AppState>,
@@ -221,6 +241,15 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(TenantPage { data, next_cursor }))
 }
 
+#[utoipa::path(
+    get, path = "/v1/tenants/{id}",
+    params(("id" = TenantId, Path, description = "The tenant")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     _: Admin,
     state: web::Data<AppState>,
@@ -235,6 +264,18 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(TenantView::from(&tenant)))
 }
 
+#[utoipa::path(
+    patch, path = "/v1/tenants/{id}",
+    description = "Change a tenant; `privacy_contact: null` removes the contact.",
+    params(("id" = TenantId, Path, description = "The tenant")),
+    request_body = PatchTenantBody,
+    responses(
+        (status = 200, description = "Changed", body = TenantView),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 pub async fn patch(
     _: Admin,
     state: web::Data<AppState>,
@@ -260,13 +301,13 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(TenantView::from(&tenant)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: ApiKeyId,
     pub tenant_id: TenantId,
@@ -293,6 +334,18 @@ impl KeyView {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/tenants/{id}/api-keys",
+    description = "Make an API key for the tenant. The key is in the response, once. The body is optional.",
+    params(("id" = TenantId, Path, description = "The tenant")),
+    request_body(content = Option<NewKeyBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, with `key`", body = KeyView),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 pub async fn create_key(
     _: Admin,
     state: web::Data<AppState>,
@@ -314,6 +367,15 @@ pub async fn create_key(
         .json(KeyView::new(&key, Some(secret.expose().to_owned()))))
 }
 
+#[utoipa::path(
+    get, path = "/v1/tenants/{id}/api-keys",
+    params(("id" = TenantId, Path, description = "The tenant")),
+    responses(
+        (status = 200, description = "The tenant's keys (without the secrets)", body = DataList<KeyView>),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ),
+)]
 pub async fn list_keys(
     _: Admin,
     state: web::Data<AppState>,
@@ -332,6 +394,15 @@ pub async fn list_keys(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/tenants/{id}/api-keys/{key_id}",
+    params(("id" = TenantId, Path, description = "The tenant"), ("key_id" = ApiKeyId, Path, description = "The key")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "No admin token is configured", body = ErrorBody),
+        (status = 404, description = "No such key", body = ErrorBody),
+    ),
+)]
 pub async fn revoke_key(
     _: Admin,
     state: web::Data<AppState>,

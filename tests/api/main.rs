@@ -7,6 +7,7 @@ mod helpers;
 mod interop;
 mod mail;
 mod manual;
+mod openapi;
 mod scenarios;
 mod support;
 mod targets_server;

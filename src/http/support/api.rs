@@ -17,6 +17,7 @@ use crate::domain::values::InvalidValue;
 use crate::domain::{RequestId, RequestState};
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{optional_json, parse_id};
+use crate::http::openapi::ErrorBody;
 use crate::http::state::AppState;
 use crate::store::support::actions::{Action, Extended, Refused};
 use crate::store::support::queue::{self, QueueItem};
@@ -41,21 +42,24 @@ fn request_not_found(e: StoreError) -> ApiError {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TenantJson {
     tenant_id: String,
     tenant_name: String,
+    #[schema(value_type = HashMap<String, i64>)]
     open_by_state: serde_json::Map<String, serde_json::Value>,
     open: i64,
     overdue: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OverviewJson {
     as_of: DateTime<Utc>,
     /// Open requests by state.
+    #[schema(value_type = HashMap<String, i64>)]
     open_by_state: serde_json::Map<String, serde_json::Value>,
     /// Requests closed in the last 30 days, by state.
+    #[schema(value_type = HashMap<String, i64>)]
     closed_last_30_days: serde_json::Map<String, serde_json::Value>,
     open: i64,
     overdue: i64,
@@ -65,6 +69,11 @@ struct OverviewJson {
     failed: Vec<RowJson>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/support/overview",
+    description = "Counts by state and tenant, the longest-waiting and the failed requests.",
+    responses((status = 200, description = "The overview", body = OverviewJson)),
+)]
 pub async fn overview(
     _t: SupportToken,
     state: web::Data<AppState>,
@@ -111,12 +120,21 @@ pub async fn overview(
     }))
 }
 
-#[derive(Serialize)]
-struct Page {
+#[derive(Serialize, utoipa::ToSchema)]
+struct SupportPage {
     data: Vec<RowJson>,
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/support/requests",
+    description = "The support queue across tenants, filtered, a page at a time.",
+    params(QueueParams),
+    responses(
+        (status = 200, description = "A page", body = SupportPage),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _t: SupportToken,
     state: web::Data<AppState>,
@@ -134,12 +152,21 @@ pub async fn list(
             StoreError::Conflict(m) => ApiError::bad_request("invalid_query", m),
             other => other.into(),
         })?;
-    Ok(HttpResponse::Ok().json(Page {
+    Ok(HttpResponse::Ok().json(SupportPage {
         data: rows.iter().map(|r| RowJson::new(r, now)).collect(),
         next_cursor: next,
     }))
 }
 
+#[utoipa::path(
+    get, path = "/v1/support/requests/export.csv",
+    description = "The filtered queue as CSV (no personal data).",
+    params(QueueParams),
+    responses(
+        (status = 200, description = "CSV", content_type = "text/csv", body = String),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+    ),
+)]
 pub async fn export(
     t: SupportToken,
     state: web::Data<AppState>,
@@ -152,7 +179,7 @@ pub async fn export(
     Ok(csv_response(&state, filter, deadline::now()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DeadlineJson {
     received_at: DateTime<Utc>,
     due_at: DateTime<Utc>,
@@ -171,7 +198,7 @@ struct DeadlineJson {
     cannot_extend: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventJson {
     seq: i64,
     at: DateTime<Utc>,
@@ -183,7 +210,7 @@ struct EventJson {
     detail: Option<serde_json::Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct JobJson {
     id: String,
     kind: String,
@@ -195,7 +222,7 @@ struct JobJson {
     last_error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DetailJson {
     request: RowJson,
     subject_email_given: bool,
@@ -220,6 +247,15 @@ const EMAIL_EVENTS: [&str; 4] = [
     "subject_notified",
 ];
 
+#[utoipa::path(
+    get, path = "/v1/support/requests/{id}",
+    params(("id" = RequestId, Path, description = "The erasure request")),
+    responses(
+        (status = 200, description = "The request with its deadline, timeline, emails, jobs and targets", body = DetailJson),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such request", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     _t: SupportToken,
     state: web::Data<AppState>,
@@ -322,7 +358,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
     pub reason: Option<String>,
@@ -332,7 +368,7 @@ pub struct ActionBody {
     pub due_date: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ExtensionJson {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -349,7 +385,7 @@ impl From<Extended> for ExtensionJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ActedJson {
     request: RowJson,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -389,6 +425,20 @@ async fn fresh(state: &AppState, id: RequestId) -> Result<Option<QueueItem>, Api
 }
 
 /// `POST /v1/support/requests/{id}/{resend-approval|retry|cancel|extend}`
+#[utoipa::path(
+    post, path = "/v1/support/requests/{id}/{action}",
+    description = "Act on one request: `resend-approval`, `retry`, `cancel` (with `reason`) or `extend` (with `reason` and `months` or `due_date`). The body is optional.",
+    params(("id" = RequestId, Path, description = "The erasure request"), ("action" = String, Path, description = "`resend-approval`, `retry`, `cancel` or `extend`")),
+    request_body(content = Option<ActionBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done", body = ActedJson),
+        (status = 202, description = "Approval email queued (`resend-approval`)", body = ActedJson),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such request or action", body = ErrorBody),
+        (status = 409, description = "Refused in the request's state, or the request changed meanwhile", body = ErrorBody),
+        (status = 422, description = "The extension is not allowed (too long, already extended, no reason)", body = ErrorBody),
+    ),
+)]
 pub async fn act(
     t: SupportToken,
     state: web::Data<AppState>,
@@ -426,7 +476,7 @@ pub async fn act(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
     pub action: String,
@@ -436,7 +486,7 @@ pub struct BulkBody {
     pub due_date: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BulkItemJson {
     id: RequestId,
     /// `done`, `refused`, `not_found` or `conflict`.
@@ -449,7 +499,7 @@ struct BulkItemJson {
     extension: Option<ExtensionJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BulkJson {
     action: &'static str,
     done: usize,
@@ -459,6 +509,15 @@ struct BulkJson {
 
 /// `POST /v1/support/bulk`: one action on up to 100 requests; each is done
 /// or refused on its own.
+#[utoipa::path(
+    post, path = "/v1/support/bulk",
+    description = "One action on up to 100 requests; each is done or refused on its own.",
+    request_body = BulkBody,
+    responses(
+        (status = 200, description = "Each request's outcome", body = BulkJson),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+    ),
+)]
 pub async fn bulk(
     t: SupportToken,
     state: web::Data<AppState>,

@@ -10,8 +10,6 @@ pub mod queue;
 
 use std::collections::HashSet;
 
-use actix_web::web;
-
 use crate::domain::audit::Actor;
 use crate::domain::deadline;
 use crate::domain::support::{ExtendBy, SupportPolicy, SupportUserId};
@@ -37,42 +35,6 @@ impl SupportConfig {
             secure_cookie: public_url.scheme() == "https",
         }
     }
-}
-
-/// Register the dashboard's pages and JSON API.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/support")
-            .route("", web::get().to(pages::overview))
-            .route("/", web::get().to(pages::overview))
-            .service(
-                web::resource("/login")
-                    .route(web::get().to(pages::login_form))
-                    .route(web::post().to(pages::login)),
-            )
-            .route("/logout", web::post().to(pages::logout))
-            .route("/requests", web::get().to(pages::queue))
-            .route("/requests/export.csv", web::get().to(pages::export))
-            .route("/requests/{id}", web::get().to(pages::detail))
-            .service(
-                web::resource("/requests/{id}/{action}")
-                    .route(web::get().to(pages::confirm))
-                    .route(web::post().to(pages::act)),
-            )
-            .route("/bulk/confirm", web::post().to(pages::bulk_confirm))
-            .route("/bulk", web::post().to(pages::bulk))
-            .default_service(web::to(pages::not_found)),
-    )
-    .service(
-        web::scope("/v1/support")
-            .route("/overview", web::get().to(api::overview))
-            .route("/requests", web::get().to(api::list))
-            .route("/requests/export.csv", web::get().to(api::export))
-            .route("/requests/{id}", web::get().to(api::get))
-            .route("/requests/{id}/{action}", web::post().to(api::act))
-            .route("/bulk", web::post().to(api::bulk))
-            .default_service(web::to(api::not_found)),
-    );
 }
 
 /// Most requests one bulk action may name.

@@ -21,6 +21,7 @@ use crate::domain::support::{ExtendBy, LOGIN_FORM_PREFIX, MAX_EXTENSION_MONTHS};
 use crate::domain::values::{Initiator, InvalidValue, Reason};
 use crate::domain::{RequestId, RequestState};
 use crate::email::views::{date, date_time};
+use crate::http::openapi::{ActionForm, BulkForm, CsrfForm, LoginForm, PageErrors};
 use crate::http::pages::page;
 use crate::http::state::AppState;
 use crate::store::support::accounts;
@@ -255,12 +256,18 @@ fn login_page(
     resp
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
     next: Option<String>,
     bye: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/support/login",
+    params(LoginQuery),
+    responses((status = 200, description = "The login form", content_type = "text/html", body = String)),
+)]
 pub async fn login_form(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -282,6 +289,16 @@ pub async fn login_form(
     login_page(&state, StatusCode::OK, "", next, None, notice)
 }
 
+#[utoipa::path(
+    post, path = "/support/login",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Logged in: session cookie set, redirect to `next`", headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 401, description = "Wrong email or password: the form again", content_type = "text/html", body = String),
+        (status = 403, description = "Missing or wrong CSRF token", content_type = "text/html", body = String),
+        (status = 422, description = "Email or password missing: the form again", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -354,6 +371,14 @@ pub async fn login(
     }
 }
 
+#[utoipa::path(
+    post, path = "/support/logout",
+    request_body(content = CsrfForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        PageErrors,
+        (status = 303, description = "Logged out (or no session): redirect to the login page", headers(("Location" = String))),
+    ),
+)]
 pub async fn logout(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -415,6 +440,11 @@ struct OverviewPage<'a> {
 /// Rows in each list of the overview.
 const OVERVIEW_LIST: i64 = 10;
 
+#[utoipa::path(
+    get, path = "/support",
+    description = "The dashboard's overview page (also at `/support/`).",
+    responses((status = 200, description = "The overview", content_type = "text/html", body = String), PageErrors),
+)]
 pub async fn overview(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -527,6 +557,11 @@ fn action_label(a: Action) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    get, path = "/support/requests",
+    params(QueueParams),
+    responses((status = 200, description = "The queue, filtered", content_type = "text/html", body = String), PageErrors),
+)]
 pub async fn queue(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -712,6 +747,11 @@ pub async fn export_filter(
     Ok(Ok(filter))
 }
 
+#[utoipa::path(
+    get, path = "/support/requests/export.csv",
+    params(QueueParams),
+    responses((status = 200, description = "The filtered queue as CSV", content_type = "text/csv", body = String), PageErrors),
+)]
 pub async fn export(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -793,7 +833,8 @@ struct TargetView {
     confirmed: String,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DetailQuery {
     done: Option<String>,
 }
@@ -887,6 +928,11 @@ fn parse_request_id(raw: &str) -> Result<RequestId, PageError> {
     raw.parse().map_err(|_| PageError::NotFound("request"))
 }
 
+#[utoipa::path(
+    get, path = "/support/requests/{id}",
+    params(("id" = RequestId, Path, description = "The erasure request"), DetailQuery),
+    responses((status = 200, description = "The request's page", content_type = "text/html", body = String), PageErrors),
+)]
 pub async fn detail(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -1111,6 +1157,11 @@ async fn load_item(state: &AppState, id: RequestId) -> Result<QueueItem, PageErr
         .ok_or(PageError::NotFound("request"))
 }
 
+#[utoipa::path(
+    get, path = "/support/requests/{id}/{action}",
+    params(("id" = RequestId, Path, description = "The erasure request"), ("action" = String, Path, description = "`resend-approval`, `retry`, `cancel` or `extend`")),
+    responses((status = 200, description = "The action's confirmation form", content_type = "text/html", body = String), PageErrors),
+)]
 pub async fn confirm(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -1196,6 +1247,17 @@ fn refusal_text(r: &Refused) -> (StatusCode, String) {
     }
 }
 
+#[utoipa::path(
+    post, path = "/support/requests/{id}/{action}",
+    params(("id" = RequestId, Path, description = "The erasure request"), ("action" = String, Path, description = "`resend-approval`, `retry`, `cancel` or `extend`")),
+    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        PageErrors,
+        (status = 303, description = "Done: redirect to the request's page (without a session: to the login page)", headers(("Location" = String))),
+        (status = 409, description = "Refused in the request's state", content_type = "text/html", body = String),
+        (status = 422, description = "Invalid reason or extension: the form again", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn act(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -1366,6 +1428,11 @@ fn bulk_confirm_page(
     render(status, html)
 }
 
+#[utoipa::path(
+    post, path = "/support/bulk/confirm",
+    request_body(content = BulkForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The bulk action's confirmation form", content_type = "text/html", body = String), PageErrors),
+)]
 pub async fn bulk_confirm(
     s: SupportSession,
     state: web::Data<AppState>,
@@ -1390,6 +1457,15 @@ pub async fn bulk_confirm(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/support/bulk",
+    request_body(content = BulkForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Each request's outcome", content_type = "text/html", body = String),
+        (status = 422, description = "Invalid reason or extension: the form again", content_type = "text/html", body = String),
+        PageErrors,
+    ),
+)]
 pub async fn bulk(
     s: SupportSession,
     state: web::Data<AppState>,

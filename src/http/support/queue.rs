@@ -19,7 +19,8 @@ pub const MAX_SEARCH_TENANTS: i64 = 1000;
 
 /// The queue's query string. Every field is text so an empty form field
 /// means "any".
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QueueParams {
     /// One or more states, comma-separated, or `open`.
     #[serde(default, skip_serializing_if = "blank")]
@@ -295,7 +296,7 @@ pub fn decode_cursor(s: &str) -> Result<Cursor, InvalidValue> {
 }
 
 /// A queue row as the JSON API shows it. No email address, no reasons.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RowJson {
     pub id: RequestId,
     pub tenant_id: TenantId,
