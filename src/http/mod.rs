@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod facebook;
 pub mod health;
+pub mod limit;
 pub mod opendsr;
 pub mod pages;
 pub mod requests;
@@ -24,7 +25,7 @@ use actix_web::{web, HttpResponse};
 pub use state::AppState;
 
 use error::ApiError;
-use extract::{json_config, MAX_BATCH_JSON, MAX_JSON};
+use extract::{json_config, payload_config, MAX_BATCH_JSON, MAX_BODY, MAX_JSON};
 
 async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::new(
@@ -38,6 +39,7 @@ async fn not_found() -> HttpResponse {
 /// tests.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config(MAX_JSON))
+        .app_data(payload_config(MAX_BODY))
         .app_data(extract::query_config())
         .app_data(extract::path_config())
         .route("/healthz", web::get().to(health::healthz))

@@ -1,0 +1,19 @@
+//! Reliability and security tests: abuse limits, slow clients, crashes and
+//! outages of the database, the SMTP server and the erasure targets. Each test
+//! prints its figures on lines starting with `RELIABILITY ` (run with
+//! `--nocapture` to see them; docs/RELIABILITY.md quotes the last run).
+
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "../api/mail.rs"]
+mod mail;
+#[allow(dead_code)]
+#[path = "../api/targets_server.rs"]
+mod targets_server;
+
+mod abuse;
+
+#[allow(dead_code)]
+mod process;
