@@ -14,6 +14,7 @@ mod mail;
 mod targets_server;
 
 mod abuse;
+mod crash;
 
 #[allow(dead_code)]
 mod process;
