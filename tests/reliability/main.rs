@@ -3,18 +3,17 @@
 //! prints its figures on lines starting with `RELIABILITY ` (run with
 //! `--nocapture` to see them; docs/RELIABILITY.md quotes the last run).
 
+mod abuse;
+mod crash;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[allow(dead_code)]
 #[path = "../api/mail.rs"]
 mod mail;
+mod outage;
 #[allow(dead_code)]
 #[path = "../api/targets_server.rs"]
 mod targets_server;
 
-mod abuse;
-mod crash;
-
-#[allow(dead_code)]
 mod process;
