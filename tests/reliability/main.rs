@@ -4,6 +4,7 @@
 //! `--nocapture` to see them; docs/RELIABILITY.md quotes the last run).
 
 mod abuse;
+mod backlog;
 mod crash;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
