@@ -387,7 +387,7 @@ async fn trickling_clients_are_dropped_while_others_are_served() {
         "a trickled body is dropped after the request timeout ({body_kept:?}, {body_status:?})"
     );
     assert!(body_status.contains(" 408"), "{body_status:?}");
-    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
     println!(
         "RELIABILITY slow_clients head_dropped_after_ms={} head_answer={head_status:?} body_dropped_after_ms={} body_answer={body_status:?} others_served={served} others_slowest_ms={}",
         head_kept.as_millis(),
