@@ -49,6 +49,14 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_DB_POOL_SIZE", "16", "PostgreSQL connections per process."),
     ("LETHE_SQLITE_SYNCHRONOUS", "full", "`full` (survives power loss) or `normal` (survives a process crash; faster)."),
     ("LETHE_HTTP_WORKERS", "(cores)", "HTTP worker threads."),
+    ("LETHE_HTTP_CLIENT_REQUEST_TIMEOUT_MS", "5000", "Time a client has to send a request's head before it gets 408 and the connection closes."),
+    ("LETHE_HTTP_REQUEST_TIMEOUT_SECS", "30", "Time a whole request (head, body and handling) may take; a client trickling its body gets 408 and the connection closes."),
+    ("LETHE_HTTP_KEEP_ALIVE_SECS", "5", "How long an idle keep-alive connection stays open."),
+    ("LETHE_RATE_LIMIT_PER_MINUTE", "120", "Requests per minute per client address on every endpoint without an API key (approval and status pages, target confirmations, Facebook callback, OpenDSR discovery and certificate, receipts key, support login); past it: 429 with Retry-After. 0: no limit."),
+    ("LETHE_RATE_LIMIT_BURST", "60", "Requests a client address may make at once before LETHE_RATE_LIMIT_PER_MINUTE applies."),
+    ("LETHE_RATE_LIMIT_LOGIN_PER_MINUTE", "30", "Support login attempts per minute per client address (on top of the account lock-out). 0: no limit."),
+    ("LETHE_RATE_LIMIT_UNKNOWN_TOKENS_PER_HOUR", "60", "Unknown approval links or status codes a client address may present per hour; past it, its look-ups get 429. Each one is logged (without the token) and counted in `lethe_unknown_tokens_total`. 0: no limit."),
+    ("LETHE_TRUST_FORWARDED_FOR", "false", "`true` behind a reverse proxy: rate limits key on the last `X-Forwarded-For` address instead of the connection's. Never set it when clients connect directly."),
     ("LETHE_LOG", "info", "Log filter, e.g. `info` or `lethe=debug,actix_web=warn`."),
     ("LETHE_LOG_FORMAT", "text", "`text` or `json`."),
     ("LETHE_SUPPORT_SESSION_HOURS", "12", "How long a support dashboard login lasts."),
@@ -111,6 +119,8 @@ pub struct Settings {
     /// OpenDSR processor signing key and certificate; `None`: OpenDSR is off.
     pub opendsr: Option<std::sync::Arc<crate::domain::opendsr::ProcessorKey>>,
     pub support: SupportPolicy,
+    /// Rate limits and HTTP timeouts.
+    pub http: crate::http::limit::HttpPolicy,
 }
 
 impl fmt::Debug for Settings {
@@ -372,7 +382,9 @@ impl Settings {
         let subject_key = load_subject_key(src, &database_url)?;
         let opendsr = load_opendsr_key(src)?;
         let support = support_policy(src)?;
+        let http = http_policy(src)?;
         Ok(Self {
+            http,
             opendsr,
             bind,
             database_url,
@@ -406,6 +418,51 @@ impl Settings {
             support,
         })
     }
+}
+
+fn http_policy(src: &Sources) -> Result<crate::http::limit::HttpPolicy, ConfigError> {
+    let d = crate::http::limit::HttpPolicy::default();
+    let count = |name: &str, default: u32, max: u64| {
+        src.parse(name, default, |v| number(v, 0, max).map(|n| n as u32))
+    };
+    Ok(crate::http::limit::HttpPolicy {
+        public_per_minute: count(
+            "LETHE_RATE_LIMIT_PER_MINUTE",
+            d.public_per_minute,
+            1_000_000,
+        )?,
+        public_burst: src.parse("LETHE_RATE_LIMIT_BURST", d.public_burst, |v| {
+            number(v, 1, 1_000_000).map(|n| n as u32)
+        })?,
+        login_per_minute: count(
+            "LETHE_RATE_LIMIT_LOGIN_PER_MINUTE",
+            d.login_per_minute,
+            10_000,
+        )?,
+        unknown_tokens_per_hour: count(
+            "LETHE_RATE_LIMIT_UNKNOWN_TOKENS_PER_HOUR",
+            d.unknown_tokens_per_hour,
+            1_000_000,
+        )?,
+        trust_forwarded_for: src.parse("LETHE_TRUST_FORWARDED_FOR", false, |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(format!("must be true or false (got {v:?})")),
+            }
+        })?,
+        client_request_timeout: src.parse(
+            "LETHE_HTTP_CLIENT_REQUEST_TIMEOUT_MS",
+            d.client_request_timeout,
+            |v| number(v, 100, 600_000).map(Duration::from_millis),
+        )?,
+        keep_alive: src.parse("LETHE_HTTP_KEEP_ALIVE_SECS", d.keep_alive, |v| {
+            number(v, 0, 3600).map(Duration::from_secs)
+        })?,
+        request_timeout: src.parse("LETHE_HTTP_REQUEST_TIMEOUT_SECS", d.request_timeout, |v| {
+            number(v, 1, 3600).map(Duration::from_secs)
+        })?,
+    })
 }
 
 fn support_policy(src: &Sources) -> Result<SupportPolicy, ConfigError> {
@@ -595,6 +652,11 @@ mod tests {
             ("LETHE_SUPPORT_SESSION_HOURS", "0"),
             ("LETHE_SUPPORT_DIGEST_TO", "support"),
             ("LETHE_SUPPORT_DIGEST_HOUR", "24"),
+            ("LETHE_RATE_LIMIT_PER_MINUTE", "x"),
+            ("LETHE_RATE_LIMIT_BURST", "0"),
+            ("LETHE_TRUST_FORWARDED_FOR", "maybe"),
+            ("LETHE_HTTP_CLIENT_REQUEST_TIMEOUT_MS", "10"),
+            ("LETHE_HTTP_REQUEST_TIMEOUT_SECS", "0"),
         ] {
             let mut pairs = vec![key()];
             pairs.push((name, value));

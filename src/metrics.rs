@@ -85,3 +85,18 @@ pub async fn render(store: &Store) -> Result<String, StoreError> {
     metrics::gauge!("lethe_jobs_dead").set(s.dead_jobs as f64);
     Ok(handle().render())
 }
+
+pub fn rate_limited(class: &str) {
+    metrics::counter!("lethe_rate_limited_total", "class" => class.to_owned()).increment(1);
+}
+
+/// A presented approval link or status code that matched nothing (the token
+/// itself is never recorded).
+pub fn unknown_token(kind: &str) {
+    metrics::counter!("lethe_unknown_tokens_total", "kind" => kind.to_owned()).increment(1);
+}
+
+/// A request that did not arrive and finish within LETHE_HTTP_REQUEST_TIMEOUT_SECS.
+pub fn request_timeout() {
+    metrics::counter!("lethe_http_request_timeouts_total").increment(1);
+}

@@ -103,6 +103,7 @@ impl Application {
             ),
         };
         let data = web::Data::new(state);
+        let limits = web::Data::new(http::limit::RateLimits::new(&settings.http));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(
@@ -111,10 +112,16 @@ impl Application {
                 )
                 .wrap(Compress::default())
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+                .wrap(http::extract::json_payload_errors())
+                .wrap(from_fn(http::limit::deadline))
+                .wrap(from_fn(http::limit::rate_limit))
                 .wrap(from_fn(telemetry::access_log))
                 .app_data(data.clone())
+                .app_data(limits.clone())
                 .configure(http::routes)
         })
+        .client_request_timeout(settings.http.client_request_timeout)
+        .keep_alive(settings.http.keep_alive)
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
         if let Some(n) = settings.http_workers {
             server = server.workers(n);

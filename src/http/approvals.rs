@@ -127,7 +127,9 @@ fn load(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Loaded>, St
     }))
 }
 
-fn token_digest(token: &str) -> Option<SecretDigest> {
+/// The digest to look a presented token up by; `None` for anything that cannot
+/// be one of ours (no prefix, too long).
+pub fn token_digest(token: &str) -> Option<SecretDigest> {
     (token.len() <= 128 && token.starts_with(crate::domain::approval::TOKEN_PREFIX))
         .then(|| SecretDigest::of(token))
 }

@@ -89,7 +89,7 @@ impl ApiError {
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            "database_unavailable",
             "the database is unavailable; try again shortly",
         )
     }

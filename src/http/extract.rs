@@ -12,6 +12,43 @@ use super::error::ApiError;
 pub const MAX_JSON: usize = 64 * 1024;
 /// Largest batch body (1,000 requests).
 pub const MAX_BATCH_JSON: usize = 4 * 1024 * 1024;
+/// Largest raw body (forms, signed callbacks, bodies read as bytes) of every
+/// other endpoint.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Raw-body limit (`web::Bytes`, forms).
+pub fn payload_config(limit: usize) -> web::PayloadConfig {
+    web::PayloadConfig::new(limit)
+}
+
+/// actix answers an over-long raw body with a plain-text 413; make it the
+/// API's JSON error like every other 4xx.
+pub fn json_payload_errors<B: actix_web::body::MessageBody + 'static>(
+) -> actix_web::middleware::ErrorHandlers<B> {
+    use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+    use actix_web::ResponseError;
+    ErrorHandlers::new().handler(StatusCode::PAYLOAD_TOO_LARGE, |res| {
+        let is_json = res
+            .response()
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let body = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body may be at most {MAX_BODY} bytes"),
+        )
+        .error_response();
+        let (req, _) = res.into_parts();
+        Ok(ErrorHandlerResponse::Response(
+            actix_web::dev::ServiceResponse::new(req, body).map_into_right_body(),
+        ))
+    })
+}
 
 pub fn json_error(err: &JsonPayloadError) -> ApiError {
     match err {

@@ -36,6 +36,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// How long readiness waits for the database: a probe must hear "not ready"
+/// quickly (within the probes' 2 s), not after the pool's acquire timeout.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[utoipa::path(
     get, path = "/readyz",
     description = "Readiness: the database answers.",
@@ -45,7 +49,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
+    let ping = tokio::time::timeout(READY_TIMEOUT, state.store.ping())
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::Unavailable(
+                "no connection within the readiness timeout".into(),
+            ))
+        });
+    match ping {
         Ok(()) => {
             HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "database": "ok" }))
         }

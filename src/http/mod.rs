@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod facebook;
 pub mod health;
+pub mod limit;
 pub mod openapi;
 pub mod opendsr;
 pub mod owners;
@@ -28,7 +29,7 @@ use actix_web::{web, HttpResponse};
 pub use state::AppState;
 
 use error::ApiError;
-use extract::{json_config, MAX_JSON};
+use extract::{json_config, payload_config, MAX_BODY, MAX_JSON};
 
 async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::new(
@@ -41,6 +42,7 @@ async fn not_found() -> HttpResponse {
 /// Register every route (the table in [`routes`]) and the fallback.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config(MAX_JSON))
+        .app_data(payload_config(MAX_BODY))
         .app_data(extract::query_config())
         .app_data(extract::path_config())
         .configure(routes::routes)

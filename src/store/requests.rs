@@ -321,6 +321,38 @@ pub fn apply(
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<ErasureRequest, StoreError> {
+    // The compare-and-set also guards the audit chain's head, so a note
+    // appended meanwhile (a worker recording "approval email sent") makes it
+    // miss without the state having moved: that is no lost race, so apply
+    // again on the new head. Found by the crash test on PostgreSQL, where the
+    // contact's approval arrived while the worker was noting the email.
+    for _ in 0..MAX_CHAIN_RETRIES {
+        let change = Change {
+            event: change.event,
+            actor: change.actor,
+            detail: change.detail.clone(),
+            decision: change.decision,
+        };
+        if let Some(done) = apply_once(conn, tenant, id, change, workflow, now)? {
+            return Ok(done);
+        }
+    }
+    Err(StoreError::Conflict("concurrent update, try again"))
+}
+
+/// Attempts of `apply` when only the audit chain moved under it.
+const MAX_CHAIN_RETRIES: usize = 5;
+
+/// One compare-and-set; `None` when the audit chain moved but the state did
+/// not.
+fn apply_once(
+    conn: &mut Conn<'_>,
+    tenant: TenantId,
+    id: RequestId,
+    change: Change<'_>,
+    workflow: &WorkflowPolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<ErasureRequest>, StoreError> {
     let row = load_row(conn, tenant, id)?;
     let from = row.state()?;
     let event = change.event;
@@ -372,6 +404,9 @@ pub fn apply(
     if updated == 0 {
         // Lost the race: report the state the winner left.
         let now_state = load_row(conn, tenant, id)?.state()?;
+        if now_state == from {
+            return Ok(None);
+        }
         return Err(transition(now_state, event)
             .err()
             .unwrap_or(crate::domain::TransitionError::NotAllowed {
@@ -390,7 +425,7 @@ pub fn apply(
     let follow_up = plan_rows(conn, &jobs_on_entering(to, &f), tenant, id, now)?;
     jobs::enqueue(conn, &follow_up)?;
     super::opendsr::on_transition(conn, tenant, id, from, to, now)?;
-    load_row(conn, tenant, id)?.into_domain()
+    load_row(conn, tenant, id)?.into_domain().map(Some)
 }
 
 /// Turn planned jobs into rows; `StartErasure` becomes one call per target.
