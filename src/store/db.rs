@@ -463,6 +463,73 @@ mod tests {
         assert!(DatabaseUrl::parse("lethe.db").is_err());
     }
 
+    /// Many concurrent writes share commits; a failing one leaves nothing
+    /// behind and does not affect the others in its batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_isolates_failures() {
+        use diesel::sql_types::BigInt;
+        use diesel::RunQueryDsl;
+        let dir = tempfile::tempdir().unwrap();
+        let url =
+            DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("g.db").display())).unwrap();
+        let store = Store::open(&url, &StoreOptions::default()).unwrap();
+        store
+            .write(|c| {
+                crate::with_conn!(c, |c| c
+                    .batch_execute("CREATE TABLE t (n BIGINT PRIMARY KEY)")
+                    .map_err(StoreError::from))
+            })
+            .await
+            .unwrap();
+        let writes = (0..300i64).map(|n| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |c| {
+                        crate::with_conn!(c, |c| c
+                            .batch_execute(&format!("INSERT INTO t VALUES ({n})"))
+                            .map_err(StoreError::from))?;
+                        if n % 3 == 0 {
+                            return Err(StoreError::Conflict("fails on purpose"));
+                        }
+                        Ok(n)
+                    })
+                    .await
+            }
+        });
+        let results = futures::future::join_all(writes).await;
+        for (n, r) in results.iter().enumerate() {
+            assert_eq!(r.is_ok(), n % 3 != 0, "write {n}: {r:?}");
+        }
+        let (rows, sum) = store
+            .read(|c| {
+                crate::with_conn!(c, |c| diesel::select((
+                    diesel::dsl::sql::<BigInt>("(SELECT count(*) FROM t)"),
+                    diesel::dsl::sql::<BigInt>("(SELECT coalesce(sum(n), 0) FROM t)"),
+                ))
+                .get_result::<(i64, i64)>(c)
+                .map_err(StoreError::from))
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, 200);
+        assert_eq!(sum, (0..300i64).filter(|n| n % 3 != 0).sum::<i64>());
+        // The blocking entry point goes through the same path.
+        let s = store.clone();
+        let n = tokio::task::spawn_blocking(move || {
+            s.write_blocking(|c| {
+                crate::with_conn!(c, |c| c
+                    .batch_execute("INSERT INTO t VALUES (1000)")
+                    .map_err(StoreError::from))?;
+                Ok(1000)
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(n, 1000);
+    }
+
     #[test]
     fn passwords_are_masked() {
         let u = DatabaseUrl::parse("postgres://u:hunter2@h/db").unwrap();
