@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::domain::audit::{Actor, ActorKind};
-use crate::domain::secret::Secret;
+use crate::domain::secret::{Secret, SecretDigest};
 use crate::domain::{ApiKeyId, TenantId};
 use crate::store::api_keys;
 
@@ -72,15 +72,32 @@ impl FromRequest for TenantKey {
                 .store
                 .read(move |conn| api_keys::find_active(conn, &digest))
                 .await?
-                .ok_or_else(|| {
-                    ApiError::unauthorized("invalid_api_key", "the API key is unknown or revoked")
-                })?;
+                .ok_or_else(unknown_api_key)?;
             Ok(TenantKey {
                 tenant: key.tenant_id,
                 key: key.id,
             })
         })
     }
+}
+
+/// A presented API key, not yet looked up: for a handler that checks it
+/// inside its own write transaction (the submission), saving a separate
+/// read. The handler must answer [`unknown_api_key`] if the lookup finds nothing.
+pub struct PresentedKey(pub SecretDigest);
+
+impl FromRequest for PresentedKey {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(bearer(req).map(|s| PresentedKey(s.digest())))
+    }
+}
+
+/// The answer to an API key that is unknown or revoked.
+pub fn unknown_api_key() -> ApiError {
+    ApiError::unauthorized("invalid_api_key", "the API key is unknown or revoked")
 }
 
 /// The operator, holding `LETHE_ADMIN_TOKEN`.

@@ -6,11 +6,12 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::auth::TenantKey;
+use super::auth::{unknown_api_key, PresentedKey, TenantKey};
 use super::error::{ApiError, FieldError};
 use super::extract::{optional_json, parse_id};
 use super::openapi::ErrorBody;
 use super::state::AppState;
+use crate::domain::audit::{Actor, ActorKind};
 use crate::domain::deadline;
 use crate::domain::request::{ErasureRequest, NewErasure};
 use crate::domain::values::{
@@ -19,7 +20,7 @@ use crate::domain::values::{
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::store::jobs::{self, JobRow};
 use crate::store::requests::{self, Change, ListFilter, Submission, Submitted};
-use crate::store::{tenants, StoreError};
+use crate::store::{api_keys, tenants, StoreError};
 
 pub const MAX_BATCH: usize = 1000;
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -225,7 +226,7 @@ fn respond(outcome: &Submitted, now: DateTime<Utc>) -> HttpResponse {
     ),
 )]
 pub async fn submit(
-    key: TenantKey,
+    key: PresentedKey,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<NewRequestBody>,
@@ -234,22 +235,27 @@ pub async fn submit(
         .validate(None, state.callbacks_allow_private)
         .map_err(ApiError::invalid)?;
     let idem = idempotency_key(&req)?;
-    let subject_hash = state.subject_key.hash(key.tenant, &erasure.subject_id);
-    let actor = key.actor();
-    let tenant = key.tenant;
+    let subject_key = state.subject_key.clone();
     let workflow = state.workflow.clone();
+    let PresentedKey(digest) = key;
+    // The key is checked inside the write transaction: one checkout and one
+    // query (key and tenant settings) before the inserts.
     let outcome = state
         .store
         .write(move |conn| {
-            let t = tenants::get(conn, tenant)?;
+            let Some(k) = api_keys::find_active_for_submit(conn, &digest)? else {
+                return Ok(None);
+            };
+            let tenant = k.key.tenant_id;
+            let subject_hash = subject_key.hash(tenant, &erasure.subject_id);
             requests::submit(
                 conn,
                 Submission {
                     tenant,
-                    policy: t.settings.policy,
-                    notify_subject: t.settings.notify_subject,
+                    policy: k.policy,
+                    notify_subject: k.notify_subject,
                     workflow: &workflow,
-                    actor,
+                    actor: Actor::new(ActorKind::ApiKey, k.key.id.to_string()),
                     erasure,
                     subject_hash,
                     idempotency_key: idem,
@@ -257,8 +263,10 @@ pub async fn submit(
                 },
                 deadline::now(),
             )
+            .map(Some)
         })
-        .await?;
+        .await?
+        .ok_or_else(unknown_api_key)?;
     Ok(respond(&outcome, deadline::now()))
 }
 

@@ -7,6 +7,7 @@ use super::schema::api_keys;
 use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::secret::SecretDigest;
+use crate::domain::tenant::ApprovalPolicy;
 use crate::domain::{ApiKeyId, TenantId};
 use crate::with_conn;
 
@@ -62,6 +63,45 @@ pub fn insert(conn: &mut Conn<'_>, key: &ApiKey, digest: &SecretDigest) -> Resul
         .values(&row)
         .execute(c))?;
     Ok(())
+}
+
+/// What a submission needs to know about its caller: the live key with this
+/// digest, and its tenant's approval policy and whether it notifies subjects.
+pub struct SubmitKey {
+    pub key: ApiKey,
+    pub policy: ApprovalPolicy,
+    pub notify_subject: bool,
+}
+
+/// [`find_active`] and the tenant's submission settings in one query, so a
+/// submission checks its key inside its own write transaction (one
+/// connection checkout, one round trip before the inserts).
+pub fn find_active_for_submit(
+    conn: &mut Conn<'_>,
+    digest: &SecretDigest,
+) -> Result<Option<SubmitKey>, StoreError> {
+    use super::schema::tenants;
+    let row: Option<(ApiKeyRow, String, bool)> = with_conn!(conn, |c| api_keys::table
+        .inner_join(tenants::table.on(tenants::id.eq(api_keys::tenant_id)))
+        .filter(api_keys::key_hash.eq(digest.as_str()))
+        .filter(api_keys::revoked_at.is_null())
+        .select((
+            ApiKeyRow::as_select(),
+            tenants::approval_policy,
+            tenants::notify_subject,
+        ))
+        .first(c)
+        .optional())?;
+    row.map(|(key, policy, notify_subject)| {
+        let policy = ApprovalPolicy::parse(&policy)
+            .ok_or_else(|| StoreError::Internal(format!("tenant {}: bad policy", key.tenant_id)))?;
+        Ok(SubmitKey {
+            key: key.into_domain()?,
+            policy,
+            notify_subject,
+        })
+    })
+    .transpose()
 }
 
 /// The live key with this digest, if any.

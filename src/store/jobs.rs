@@ -93,6 +93,29 @@ pub fn enqueue(conn: &mut Conn<'_>, rows: &[JobRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
+    // A fixed-size batch is a statement diesel can prepare once and cache;
+    // a slice is built and prepared anew each time. Submissions and
+    // transitions write one to a few jobs.
+    match rows.len() {
+        1 => enqueue_fixed::<1>(conn, rows),
+        2 => enqueue_fixed::<2>(conn, rows),
+        3 => enqueue_fixed::<3>(conn, rows),
+        4 => enqueue_fixed::<4>(conn, rows),
+        5 => enqueue_fixed::<5>(conn, rows),
+        6 => enqueue_fixed::<6>(conn, rows),
+        _ => {
+            with_conn!(conn, |c| diesel::insert_into(jobs::table)
+                .values(rows)
+                .execute(c))?;
+            Ok(())
+        }
+    }
+}
+
+fn enqueue_fixed<const N: usize>(conn: &mut Conn<'_>, rows: &[JobRow]) -> Result<(), StoreError> {
+    let rows: &[JobRow; N] = rows
+        .try_into()
+        .map_err(|_| StoreError::Internal("job batch size".into()))?;
     with_conn!(conn, |c| diesel::insert_into(jobs::table)
         .values(rows)
         .execute(c))?;
