@@ -229,15 +229,38 @@ pub async fn submit(
     key: PresentedKey,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<NewRequestBody>,
-) -> Result<HttpResponse, ApiError> {
-    let erasure = body
-        .validate(None, state.callbacks_allow_private)
-        .map_err(ApiError::invalid)?;
-    let idem = idempotency_key(&req)?;
+    body: Result<web::Json<NewRequestBody>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let PresentedKey(digest) = key;
+    // A bad body is only reported to a caller whose key is valid: an
+    // unknown key hears 401 whatever it sent, as on every other endpoint.
+    let checked = body.map_err(Refused::Extractor).and_then(|body| {
+        let erasure = body
+            .validate(None, state.callbacks_allow_private)
+            .map_err(|e| Refused::Api(ApiError::invalid(e)))?;
+        let idem = idempotency_key(&req).map_err(Refused::Api)?;
+        Ok((erasure, idem))
+    });
+    let (erasure, idem) = match checked {
+        Ok(ok) => ok,
+        Err(rejection) => {
+            let d = digest.clone();
+            let known = state
+                .store
+                .read(move |conn| api_keys::find_active_for_submit(conn, &d))
+                .await
+                .map_err(ApiError::from)?;
+            if known.is_none() {
+                return Err(unknown_api_key().into());
+            }
+            return Err(match rejection {
+                Refused::Extractor(e) => e,
+                Refused::Api(e) => e.into(),
+            });
+        }
+    };
     let subject_key = state.subject_key.clone();
     let workflow = state.workflow.clone();
-    let PresentedKey(digest) = key;
     // The key is checked inside the write transaction: one checkout and one
     // query (key and tenant settings) before the inserts.
     let outcome = state
@@ -265,9 +288,16 @@ pub async fn submit(
             )
             .map(Some)
         })
-        .await?
+        .await
+        .map_err(ApiError::from)?
         .ok_or_else(unknown_api_key)?;
     Ok(respond(&outcome, deadline::now()))
+}
+
+/// Why a submission was refused before its key was looked up.
+enum Refused {
+    Extractor(actix_web::Error),
+    Api(ApiError),
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

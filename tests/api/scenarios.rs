@@ -388,6 +388,24 @@ pub async fn garbage_bodies_get_json_4xx_and_change_nothing(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(bad_key.status(), StatusCode::BAD_REQUEST);
+    // An unknown key hears 401 whatever body it sent.
+    for body in [
+        &b"{"[..],
+        &br#"{"subject_id": ""}"#[..],
+        &br#"{"subject_id": "u"}"#[..],
+    ] {
+        let r = app
+            .client
+            .post(app.url("/v1/erasure-requests"))
+            .bearer_auth("lethe_sk_this-key-was-never-issued")
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        error_code(r).await;
+    }
     // A method a path does not take: 405, with a JSON body too.
     for (method, path) in [
         (reqwest::Method::DELETE, "/v1/erasure-requests"),
