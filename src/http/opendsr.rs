@@ -121,11 +121,14 @@ fn not_configured() -> SpecError {
 }
 
 /// The caller's tenant, and the processor key, or a spec error.
+/// The caller's key first (an unknown caller hears 401 either way), then
+/// whether this processor can sign.
 fn ready(state: &AppState, key: Result<TenantKey, ApiError>) -> Result<TenantKey, SpecError> {
+    let key = key.map_err(from_api)?;
     if state.opendsr.is_none() {
         return Err(not_configured());
     }
-    key.map_err(from_api)
+    Ok(key)
 }
 
 fn status_body(m: &Mapping, due: chrono::DateTime<chrono::Utc>, st: RequestState) -> Value {

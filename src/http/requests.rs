@@ -340,6 +340,18 @@ pub async fn submit_batch(
     key: TenantKey,
     state: web::Data<AppState>,
     req: HttpRequest,
+    body: Result<web::Json<BatchBody>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // The body is read beside the key lookup; its error is only reported
+    // once the key is known good (an unknown key hears 401).
+    let body = body?;
+    Ok(submit_batch_checked(key, state, req, body).await?)
+}
+
+async fn submit_batch_checked(
+    key: TenantKey,
+    state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<BatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let items = &body.requests;

@@ -5,6 +5,7 @@ mod approval;
 mod erasure;
 mod helpers;
 mod interop;
+mod isolation;
 mod mail;
 mod manual;
 mod openapi;
@@ -177,3 +178,23 @@ manual_on_both_backends!(
     owner_reports_erasure_impossible,
     manual_targets_are_validated,
 );
+
+mod isolation_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_route_answers_every_caller_as_its_access_class_says() {
+        crate::isolation::every_route_answers_every_caller_as_its_access_class_says(
+            crate::helpers::Db::Sqlite,
+        )
+        .await
+    }
+}
+
+mod isolation_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_route_answers_every_caller_as_its_access_class_says() {
+        crate::isolation::every_route_answers_every_caller_as_its_access_class_says(
+            crate::helpers::Db::Postgres,
+        )
+        .await
+    }
+}

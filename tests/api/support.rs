@@ -52,10 +52,10 @@ on_both_backends!(
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A support user made with the CLI (password on stdin), and an API token.
-struct Support {
-    id: String,
-    email: String,
-    token: String,
+pub(crate) struct Support {
+    pub id: String,
+    pub email: String,
+    pub token: String,
 }
 
 fn lethe(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
@@ -86,7 +86,7 @@ fn ok_stdout(out: &std::process::Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-fn support_user(app: &TestApp, email: &str, name: &str) -> Support {
+pub(crate) fn support_user(app: &TestApp, email: &str, name: &str) -> Support {
     let out = lethe(
         app,
         &[

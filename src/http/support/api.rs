@@ -521,6 +521,17 @@ struct BulkJson {
 pub async fn bulk(
     t: SupportToken,
     state: web::Data<AppState>,
+    body: Result<web::Json<BulkBody>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // The body is read beside the token lookup; its error is only reported
+    // once the token is known good (an unknown token hears 401).
+    let body = body?;
+    Ok(bulk_checked(t, state, body).await?)
+}
+
+async fn bulk_checked(
+    t: SupportToken,
+    state: web::Data<AppState>,
     body: web::Json<BulkBody>,
 ) -> Result<HttpResponse, ApiError> {
     let a = Action::parse(&body.action).ok_or_else(|| {
