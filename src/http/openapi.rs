@@ -229,6 +229,22 @@ impl Modify for FromRouteTable {
                         error_response("missing or unknown credentials", body).into(),
                     );
                 }
+                // Endpoints without an API key are rate limited per address.
+                if super::limit::classify(&route.method, route.path) != super::limit::Class::Exempt
+                {
+                    let limited = "too many requests from this address: wait for Retry-After";
+                    let response = match route.kind {
+                        Kind::Api => error_response(limited, "ErrorBody"),
+                        Kind::Page => ResponseBuilder::new()
+                            .description(limited)
+                            .content("text/html", ContentBuilder::new().build())
+                            .build(),
+                    };
+                    op.responses
+                        .responses
+                        .entry("429".into())
+                        .or_insert_with(|| response.into());
+                }
                 if route.kind == Kind::Api && scheme.is_some() && !is_opendsr(path) {
                     op.responses
                         .responses

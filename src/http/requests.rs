@@ -620,6 +620,7 @@ pub struct CancelBody {
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such request for this tenant", body = ErrorBody),
         (status = 409, description = "Not cancellable in its state (`invalid_transition`)", body = ErrorBody),
+        (status = 422, description = "The body is not a cancellation (`invalid_body`, `invalid_field`)", body = ErrorBody),
     ),
 )]
 pub async fn cancel(

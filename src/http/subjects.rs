@@ -33,6 +33,7 @@ struct SubjectStatus {
     responses(
         (status = 200, description = "The subject's status", body = SubjectStatus),
         (status = 400, description = "Invalid subject id", body = ErrorBody),
+        (status = 422, description = "The subject id is not a valid one (too long, control characters)", body = ErrorBody),
     ),
 )]
 pub async fn status(
