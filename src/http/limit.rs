@@ -195,7 +195,8 @@ pub fn classify(method: &actix_web::http::Method, path: &str) -> Class {
         ["support", "login"] if method == actix_web::http::Method::POST => Class::Login,
         ["support", "login"] => Class::PublicPage,
         ["opendsr" | "opengdpr", "v1", "discovery" | "certificate"] => Class::PublicApi,
-        ["v1", "receipts", "public-key"] => Class::PublicApi,
+        ["v1", "receipts", "public-key"] | ["openapi.json"] => Class::PublicApi,
+        ["docs", ..] => Class::PublicPage,
         ["v1", "integrations", "facebook", ..] => Class::PublicApi,
         ["v1", "erasure-requests", _, "targets", _, "confirm"] => Class::PublicApi,
         _ => Class::Exempt,
@@ -427,6 +428,39 @@ mod tests {
             (&get, "/support/requests", Class::Exempt),
         ] {
             assert_eq!(classify(m, p), class, "{m} {p}");
+        }
+    }
+
+    /// Generated from the route table: every route a caller reaches without
+    /// an API key, admin token or support credential is rate limited, but
+    /// for the probes, the scrape and the pages' stylesheet. A new
+    /// unauthenticated route cannot escape the limits unnoticed.
+    #[test]
+    fn the_route_table_has_no_unlimited_unauthenticated_route() {
+        use crate::http::routes::{inventory, Access};
+        const EXEMPT: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/assets/lethe.css"];
+        for route in inventory() {
+            let keyed = matches!(
+                route.access,
+                Access::TenantKey | Access::Admin | Access::SupportToken | Access::SupportSession
+            );
+            if keyed || EXEMPT.contains(&route.path) {
+                continue;
+            }
+            let concrete = route
+                .path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            assert_ne!(
+                classify(&route.method, &concrete),
+                Class::Exempt,
+                "{} {} ({:?}) is not rate limited",
+                route.method,
+                route.path,
+                route.access
+            );
         }
     }
 }
