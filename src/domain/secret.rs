@@ -51,6 +51,12 @@ impl SecretDigest {
         Self(hex::encode(Sha256::digest(s.as_bytes())))
     }
 
+    /// The digest to look a presented token up by; `None` for anything that
+    /// cannot be one of ours (another prefix, too long).
+    pub fn of_presented(token: &str, prefix: &str) -> Option<Self> {
+        (token.len() <= 128 && token.starts_with(prefix)).then(|| Self::of(token))
+    }
+
     pub fn from_stored(s: String) -> Self {
         Self(s)
     }

@@ -89,16 +89,7 @@ fn unknown() -> HttpResponse {
 }
 
 fn unavailable(e: StoreError) -> HttpResponse {
-    if e.is_unavailable() {
-        tracing::warn!(error = %e, "database unavailable");
-        HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "5"))
-            .body("The service is briefly unavailable; please try again in a moment.")
-    } else {
-        tracing::error!(error = %e, "approval page failed");
-        HttpResponse::InternalServerError()
-            .body("Something went wrong on our side; it has been logged.")
-    }
+    super::pages::store_failure(e, "approval page")
 }
 
 /// The link, its tenant and the requests it still decides.
@@ -127,11 +118,8 @@ fn load(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Loaded>, St
     }))
 }
 
-/// The digest to look a presented token up by; `None` for anything that cannot
-/// be one of ours (no prefix, too long).
-pub fn token_digest(token: &str) -> Option<SecretDigest> {
-    (token.len() <= 128 && token.starts_with(crate::domain::approval::TOKEN_PREFIX))
-        .then(|| SecretDigest::of(token))
+fn token_digest(token: &str) -> Option<SecretDigest> {
+    SecretDigest::of_presented(token, crate::domain::approval::TOKEN_PREFIX)
 }
 
 fn render_form(l: &Loaded, token: &str, errors: Vec<String>, status: StatusCode) -> HttpResponse {

@@ -42,7 +42,7 @@ struct TaskPage<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "pages/owner_message.html")]
+#[template(path = "pages/message.html")]
 struct MessagePage<'a> {
     t: &'a OwnerTexts,
     title: &'a str,
@@ -83,16 +83,7 @@ fn unknown() -> HttpResponse {
 }
 
 fn unavailable(e: StoreError) -> HttpResponse {
-    if e.is_unavailable() {
-        tracing::warn!(error = %e, "database unavailable");
-        HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "5"))
-            .body("The service is briefly unavailable; please try again in a moment.")
-    } else {
-        tracing::error!(error = %e, "owner page failed");
-        HttpResponse::InternalServerError()
-            .body("Something went wrong on our side; it has been logged.")
-    }
+    super::pages::store_failure(e, "owner page")
 }
 
 /// The link and everything the page shows.
@@ -156,7 +147,7 @@ fn load(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Loaded>, St
 }
 
 fn token_digest(token: &str) -> Option<SecretDigest> {
-    (token.len() <= 128 && token.starts_with(LINK_PREFIX)).then(|| SecretDigest::of(token))
+    SecretDigest::of_presented(token, LINK_PREFIX)
 }
 
 fn not_open(standing: Standing, locale: Locale) -> HttpResponse {

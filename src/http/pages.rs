@@ -37,3 +37,18 @@ pub async fn stylesheet() -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(CSS)
 }
+
+/// A page's answer when the store failed: 503 with Retry-After while the
+/// database is unreachable, otherwise 500 (the detail goes to the log only).
+pub fn store_failure(e: crate::store::StoreError, what: &str) -> HttpResponse {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "database unavailable");
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .body("The service is briefly unavailable; please try again in a moment.")
+    } else {
+        tracing::error!(error = %e, page = what, "page failed");
+        HttpResponse::InternalServerError()
+            .body("Something went wrong on our side; it has been logged.")
+    }
+}
