@@ -372,11 +372,21 @@ def sqlite_raw(args):
         "(?, ?, ?, 2, 'pending', 'awaiting_approval', 'request_approval', 'system', 'policy', "
         "'{\"approval_policy\":\"privacy_contact\"}', ?, ?, ?)"
     )
+    # The four jobs a privacy_contact submission queues: the approval email,
+    # two reminders and the deadline escalation (one multi-row insert, as
+    # lethe writes them).
+    job_row = "(?, ?, ?, ?, ?, ?, 0, 12, NULL, NULL, ?, NULL, 0)"
     ins_job = (
         "INSERT INTO jobs (id, tenant_id, request_id, kind, payload, run_at, attempts, "
         "max_attempts, lease_until, last_error, created_at, finished_at, dead) VALUES "
-        "(?, ?, ?, 'send_approval_email', ?, ?, 0, 12, NULL, NULL, ?, NULL, 0)"
+        + ", ".join([job_row] * 4)
     )
+    job_kinds = [
+        ("send_approval_email", "{}", 0),
+        ("approval_reminder", '{"reminder":1}', 3),
+        ("approval_reminder", '{"reminder":2}', 7),
+        ("escalate_deadline", "{}", 24),
+    ]
     key_id = uuid7_like()
     lat = []
     n = 0
@@ -395,10 +405,12 @@ def sqlite_raw(args):
             (uuid7_like(), tenant, rid, key_id, now, "0" * 64, h1,
              uuid7_like(), tenant, rid, now, h1, h2),
         )
-        db.execute(
-            ins_job,
-            (uuid7_like(), tenant, rid, json.dumps({"request_id": rid}), now, now),
-        )
+        params = []
+        for kind, payload, days in job_kinds:
+            run_at = time.strftime(
+                "%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + days * 86400)) + ".000000"
+            params += [uuid7_like(), tenant, rid, kind, payload, run_at, now]
+        db.execute(ins_job, params)
         db.execute("COMMIT")
         lat.append(time.perf_counter() - t0)
         n += 1
@@ -545,42 +557,55 @@ def report(args):
     w = out.append
     w(f"## lethe submission benchmark ({meta['mode']}, {meta['seconds']} s per run)")
     w("")
-    w(f"{meta['machine']}. lethe {meta['commit']}, release build; "
+    w(f"{meta['machine']}. lethe {meta['commit']}, {meta.get('build', 'release build')}; "
       f"wrk, lethe and the database share the cores.")
     w("")
 
-    def raw_for(backend, c):
+    def raw_for(backend, c, what=None):
         for r in rows:
-            if r["what"] == f"raw-{backend}" and r["c"] == c and r.get("sync", "FULL") == "FULL":
+            if r["what"] == (what or f"raw-{backend}") and r["c"] == c and r.get("sync", "FULL") == "FULL":
                 return r
         return None
 
     order = {"sqlite": 0, "postgres": 1, "privacy_contact": 0, "none": 1}
+    def process(r):
+        return "API only" if r.get("workers", "default") == 0 else "all-in-one"
+
     lethe_rows = sorted(
         (r for r in rows if r["what"] == "lethe"),
-        key=lambda r: (order[r["backend"]], order[r["policy"]], r["c"]),
+        key=lambda r: (order[r["backend"]], process(r) != "API only", order[r["policy"]], r["c"]),
     )
 
     w("### Submissions: lethe against the raw database, same writes, same run")
     w("")
-    w("| backend | tenant policy | clients | lethe req/s | p50 ms | p99 ms | non-2xx | dup (200) "
-      "| raw tx/s | raw p50 ms | raw p99 ms | lethe / raw | lethe / raw by CPU |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| backend | lethe process | tenant policy | clients | lethe req/s | p50 ms | p99 ms | non-2xx | dup (200) "
+      "| raw tx/s | raw p50 ms | raw p99 ms | lethe / raw | lethe / raw by CPU "
+      "| raw one-statement tx/s | lethe / raw one-statement |")
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in lethe_rows:
         raw = raw_for(r["backend"], r["c"])
+        one = raw_for(r["backend"], r["c"], "raw-postgres-one") if r["backend"] == "postgres" else None
+        one_rate = "–"
+        one_ratio = "–"
+        if one:
+            halves = " + ".join(fmt(x) for x in one.get("rates", []))
+            one_rate = f"{fmt(one['rate'])} ({halves})" if halves else fmt(one["rate"])
+            one_ratio = f"{r['rate'] / one['rate']:.2f}" if one["rate"] else "–"
         ratio = f"{r['rate'] / raw['rate']:.2f}" if raw else "–"
         cpu_ratio = f"{cpu_total(raw) / cpu_total(r):.2f}" if raw and cpu_total(r) else "–"
         raw_rate = "–"
         if raw:
             halves = " + ".join(fmt(x) for x in raw.get("rates", []))
             raw_rate = f"{fmt(raw['rate'])} ({halves})" if halves else fmt(raw["rate"])
-        w(f"| {r['backend']} | {r['policy']} | {r['c']} | {fmt(r['rate'])} | {fmt(r['p50_ms'], 2)} "
+        w(f"| {r['backend']} | {process(r)} | {r['policy']} | {r['c']} | {fmt(r['rate'])} | {fmt(r['p50_ms'], 2)} "
           f"| {fmt(r['p99_ms'], 2)} | {r['non2xx'] + r.get('socket_errors', 0)} | {r['n200']} "
           f"| {raw_rate} | {fmt(raw['p50_ms'], 2) if raw else '–'} "
-          f"| {fmt(raw['p99_ms'], 2) if raw else '–'} | {ratio} | {cpu_ratio} |")
+          f"| {fmt(raw['p99_ms'], 2) if raw else '–'} | {ratio} | {cpu_ratio} "
+          f"| {one_rate} | {one_ratio} |")
     w("")
     w("Raw PostgreSQL: pgbench with as many clients as lethe had, the same inserts "
-      "(bench/pg_submit.sql). Raw SQLite: one connection in a tight loop (lethe "
+      "(bench/pg_submit.sql: three INSERTs in one transaction; one-statement: "
+      "bench/pg_submit_one.sql, the same rows as the one statement lethe sends). Raw SQLite: one connection in a tight loop (lethe "
       "also writes through one connection, so that is the limit at any client count), "
       "run again next to each client count. Each raw run is measured in two halves, "
       "right before and right after lethe's runs at the same client count (their two "
@@ -591,6 +616,14 @@ def report(args):
       "than the rates do. For SQLite the raw side is a Python loop, whose interpreter "
       "time counts against it.")
     w("")
+    w("lethe processes: \"API only\" runs with `LETHE_JOB_WORKERS=0` (an API replica "
+      "whose job workers run elsewhere) and makes only the submission's own writes, the "
+      "same rows as the raw runs: the comparison the ratios are for. \"all-in-one\" is "
+      "`lethe serve` as it starts by default, whose job workers also send each "
+      "request's approval email (to the file outbox) while the load runs, on the same cores "
+      "and database. Each has its own database; before every measured run the benchmark "
+      "waits for the all-in-one process's workers to finish what earlier runs queued.")
+    w("")
     w("### Where the CPU goes (per submission or transaction)")
     w("")
     w("| run | clients | rate/s | lethe CPU µs | database CPU µs | load generator CPU µs "
@@ -599,11 +632,13 @@ def report(args):
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["what"] == "lethe":
-            name = f"lethe {r['backend']} {r['policy']}"
+            name = f"lethe {r['backend']} {process(r)} {r['policy']}"
         elif r["what"] == "raw-sqlite":
             name = f"raw SQLite loop, synchronous={r['sync']}"
+        elif r["what"] == "raw-postgres-one":
+            name = "raw PostgreSQL (pgbench), one statement"
         else:
-            name = "raw PostgreSQL (pgbench)"
+            name = "raw PostgreSQL (pgbench), three INSERTs"
         client = fmt(r["client_cpu_us"])
         db_cpu = fmt(r["pg_cpu_us"])
         if r["what"] == "raw-sqlite":

@@ -101,6 +101,7 @@ impl Application {
                 settings.support.clone(),
                 &settings.public_url,
             ),
+            submit_keys: Default::default(),
         };
         let data = web::Data::new(state);
         let limits = web::Data::new(http::limit::RateLimits::new(&settings.http));

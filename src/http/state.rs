@@ -26,4 +26,6 @@ pub struct AppState {
     pub public_url: url::Url,
     /// Sessions, lock-out and cookies of the support dashboard.
     pub support: super::support::SupportConfig,
+    /// API keys recently used to submit (checked again by each submission).
+    pub submit_keys: Arc<crate::store::key_cache::SubmitKeyCache>,
 }

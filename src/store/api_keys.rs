@@ -67,6 +67,7 @@ pub fn insert(conn: &mut Conn<'_>, key: &ApiKey, digest: &SecretDigest) -> Resul
 
 /// What a submission needs to know about its caller: the live key with this
 /// digest, and its tenant's approval policy and whether it notifies subjects.
+#[derive(Debug, Clone)]
 pub struct SubmitKey {
     pub key: ApiKey,
     pub policy: ApprovalPolicy,

@@ -120,6 +120,18 @@ impl Conn<'_> {
             Conn::Pg(_) => Backend::Postgres,
         }
     }
+
+    /// Run `f` atomically: in a transaction, or a savepoint when the
+    /// connection is in one already. An `Err` rolls back what `f` wrote.
+    pub fn atomic<T>(
+        &mut self,
+        f: impl FnOnce(&mut Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Conn::Sqlite(c) => c.transaction(|c| f(&mut Conn::Sqlite(c))),
+            Conn::Pg(c) => c.transaction(|c| f(&mut Conn::Pg(c))),
+        }
+    }
 }
 
 type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
@@ -311,6 +323,33 @@ impl Store {
             Pools::Postgres(_) => {
                 let store = self.clone();
                 run_blocking(move || store.write_blocking(f)).await
+            }
+        };
+        if result.is_ok() {
+            self.written.notify_waiters();
+        }
+        result
+    }
+
+    /// Like [`Store::write`], but on PostgreSQL `f` runs on a connection
+    /// with no transaction open: it must make its writes atomic itself, as
+    /// one statement or with [`Conn::atomic`]. A write that is one statement
+    /// saves the `BEGIN` and `COMMIT` round trips. On SQLite this is
+    /// [`Store::write`] (the group commit's transaction).
+    pub async fn write_self_contained<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Conn<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let result = match &*self.pools {
+            Pools::Sqlite { .. } => return self.write(f).await,
+            Pools::Postgres(pool) => {
+                let pool = pool.clone();
+                run_blocking(move || {
+                    let mut c = pool.get()?;
+                    f(&mut Conn::Pg(&mut c))
+                })
+                .await
             }
         };
         if result.is_ok() {

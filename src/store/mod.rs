@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod facebook;
 pub mod jobs;
+pub mod key_cache;
 pub mod migrate;
 pub mod opendsr;
 pub mod receipts;

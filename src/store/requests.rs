@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::api_keys;
 use super::audit::{self, ChainHead, EventSpec};
 use super::jobs::{self, JobRow};
 use super::schema::erasure_requests as er;
@@ -14,11 +15,16 @@ use crate::domain::audit::Actor;
 use crate::domain::deadline;
 use crate::domain::outbox::{jobs_on_entering, JobKind, PlannedJob, WorkflowPolicy};
 use crate::domain::request::{ErasureRequest, NewErasure};
+use crate::domain::secret::SecretDigest;
 use crate::domain::state::transition;
 use crate::domain::tenant::ApprovalPolicy;
 use crate::domain::values::{EmailAddress, Initiator, SubjectId};
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::with_conn;
+
+mod one_statement;
+
+use one_statement::Outcome;
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = er)]
@@ -165,16 +171,53 @@ fn open_for_subject(
         .optional())?)
 }
 
-/// Submit one request inside the caller's transaction.
+/// Submit one request.
 ///
 /// The insert is tried first (`ON CONFLICT DO NOTHING`); only when it hits the
 /// idempotency index or the one-open-request-per-subject index are the
-/// existing rows read, so the common path is three inserts.
+/// existing rows read. The request row, its two audit events and its jobs are
+/// written atomically: on PostgreSQL as one statement (see
+/// [`one_statement`]), so the caller may run this outside a transaction
+/// ([`crate::store::Store::write_self_contained`]); otherwise in a
+/// transaction of their own (a savepoint inside the caller's).
 pub fn submit(
     conn: &mut Conn<'_>,
     s: Submission<'_>,
     now: DateTime<Utc>,
 ) -> Result<Submitted, StoreError> {
+    submit_guarded(conn, s, None, now)?
+        .ok_or_else(|| StoreError::Internal("unguarded submission refused".into()))
+}
+
+/// The caller's API key as the submission believes it to be (from
+/// [`crate::store::key_cache::SubmitKeyCache`], not looked up in this
+/// transaction): the submission only writes if the key is still live and its
+/// tenant's settings are these.
+pub struct KeyGuard<'a> {
+    pub digest: &'a SecretDigest,
+    pub key_id: String,
+    pub policy: ApprovalPolicy,
+    pub notify_subject: bool,
+}
+
+/// [`submit`], for a caller whose key is not checked yet: `None` (and nothing
+/// written) when `guard` no longer holds. On PostgreSQL the check is part of
+/// the submission's one statement.
+pub fn submit_checked(
+    conn: &mut Conn<'_>,
+    s: Submission<'_>,
+    guard: &KeyGuard<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Submitted>, StoreError> {
+    submit_guarded(conn, s, Some(guard), now)
+}
+
+fn submit_guarded(
+    conn: &mut Conn<'_>,
+    s: Submission<'_>,
+    guard: Option<&KeyGuard<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Option<Submitted>, StoreError> {
     let id = RequestId::new();
     let first = s.policy.first_event();
     let to = transition(RequestState::Pending, first)?;
@@ -238,37 +281,79 @@ pub fn submit(
         erased_at: None,
         scrubbed_at: None,
     };
-    let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
-        .values(&row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    if inserted == 0 {
-        if let Some(key) = &s.idempotency_key {
-            if let Some(existing) = by_idempotency_key(conn, &row.tenant_id, key)? {
-                if existing.fingerprint != row.fingerprint {
-                    return Err(StoreError::IdempotencyKeyReused);
-                }
-                return Ok(Submitted::Replayed(existing.into_domain()?));
-            }
-        }
-        if let Some(open) = open_for_subject(conn, &row.tenant_id, &row.subject_hash)? {
-            return Ok(Submitted::ExistingOpen(open.into_domain()?));
-        }
-        return Err(StoreError::Conflict(
-            "the request conflicted with another, try again",
-        ));
-    }
-    audit::insert(conn, &[received, routed])?;
-    crate::metrics::transition("new", RequestState::Pending.as_str());
-    crate::metrics::transition(RequestState::Pending.as_str(), to.as_str());
     let mut f = s.workflow.follow_up(now, deadline::due_at(now));
     f.in_batch = s.batch_id.is_some();
     f.notify_subject = s.notify_subject && e.subject_email.is_some();
     f.on_submit = true;
     f.has_callback = e.callback_url.is_some();
-    let follow_up = plan_rows(conn, &jobs_on_entering(to, &f), s.tenant, id, now)?;
-    jobs::enqueue(conn, &follow_up)?;
-    Ok(Submitted::Created(row.into_domain()?))
+    let planned = jobs_on_entering(to, &f);
+    let events = [received, routed];
+    // Target calls (a tenant that needs no approval) are rows of their own,
+    // written after the request's: those go the long way.
+    let fans_out = planned.iter().any(|p| p.kind == JobKind::StartErasure);
+    let outcome = match conn {
+        Conn::Pg(c) if !fans_out => {
+            let jobs: Vec<JobRow> = planned
+                .iter()
+                .map(|p| JobRow::planned(p, Some(s.tenant), Some(id), now))
+                .collect();
+            one_statement::InsertSubmission::new(guard, &row, &events, &jobs).run(c)?
+        }
+        _ => conn.atomic(|conn| {
+            if let Some(g) = guard {
+                let held = api_keys::find_active_for_submit(conn, g.digest)?.is_some_and(|k| {
+                    k.key.id.to_string() == g.key_id
+                        && k.policy == g.policy
+                        && k.notify_subject == g.notify_subject
+                });
+                if !held {
+                    return Ok(Outcome::KeyChanged);
+                }
+            }
+            let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
+                .values(&row)
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            if inserted == 0 {
+                return Ok(Outcome::Conflict);
+            }
+            audit::insert(conn, &events)?;
+            let follow_up = plan_rows(conn, &planned, s.tenant, id, now)?;
+            jobs::enqueue(conn, &follow_up)?;
+            Ok(Outcome::Inserted)
+        })?,
+    };
+    match outcome {
+        Outcome::KeyChanged => return Ok(None),
+        Outcome::Conflict => return on_conflict(conn, &s, &row).map(Some),
+        Outcome::Inserted => {}
+    }
+    crate::metrics::transition("new", RequestState::Pending.as_str());
+    crate::metrics::transition(RequestState::Pending.as_str(), to.as_str());
+    Ok(Some(Submitted::Created(row.into_domain()?)))
+}
+
+/// The insert hit a unique index: the replay of an idempotent request, or the
+/// subject's open request.
+fn on_conflict(
+    conn: &mut Conn<'_>,
+    s: &Submission<'_>,
+    row: &RequestRow,
+) -> Result<Submitted, StoreError> {
+    if let Some(key) = &s.idempotency_key {
+        if let Some(existing) = by_idempotency_key(conn, &row.tenant_id, key)? {
+            if existing.fingerprint != row.fingerprint {
+                return Err(StoreError::IdempotencyKeyReused);
+            }
+            return Ok(Submitted::Replayed(existing.into_domain()?));
+        }
+    }
+    if let Some(open) = open_for_subject(conn, &row.tenant_id, &row.subject_hash)? {
+        return Ok(Submitted::ExistingOpen(open.into_domain()?));
+    }
+    Err(StoreError::Conflict(
+        "the request conflicted with another, try again",
+    ))
 }
 
 fn load_row(
@@ -375,6 +460,16 @@ fn apply_once(
         Some((c, e)) => (Some(c.to_owned()), Some(e.to_owned())),
         None => (row.decision_code.clone(), row.decision_explanation.clone()),
     };
+    let approved_at = if event == Event::Approve {
+        Some(now.naive_utc())
+    } else {
+        row.approved_at
+    };
+    let erased_at = if to == RequestState::Erased {
+        Some(now.naive_utc())
+    } else {
+        row.erased_at
+    };
     let updated = with_conn!(conn, |c| diesel::update(
         er::table
             .filter(er::id.eq(&row.id))
@@ -389,16 +484,8 @@ fn apply_once(
         er::audit_head.eq(&ev.hash),
         er::decision_code.eq(&code),
         er::decision_explanation.eq(&explanation),
-        er::approved_at.eq(if event == Event::Approve {
-            Some(now.naive_utc())
-        } else {
-            row.approved_at
-        }),
-        er::erased_at.eq(if to == RequestState::Erased {
-            Some(now.naive_utc())
-        } else {
-            row.erased_at
-        }),
+        er::approved_at.eq(approved_at),
+        er::erased_at.eq(erased_at),
     ))
     .execute(c))?;
     if updated == 0 {
@@ -425,7 +512,20 @@ fn apply_once(
     let follow_up = plan_rows(conn, &jobs_on_entering(to, &f), tenant, id, now)?;
     jobs::enqueue(conn, &follow_up)?;
     super::opendsr::on_transition(conn, tenant, id, from, to, now)?;
-    load_row(conn, tenant, id)?.into_domain().map(Some)
+    // The row as the update left it, without reading it back.
+    let row = RequestRow {
+        state: to.as_str().to_owned(),
+        updated_at: now.naive_utc(),
+        closed_at,
+        audit_seq: ev.seq,
+        audit_head: ev.hash,
+        decision_code: code,
+        decision_explanation: explanation,
+        approved_at,
+        erased_at,
+        ..row
+    };
+    row.into_domain().map(Some)
 }
 
 /// Turn planned jobs into rows; `StartErasure` becomes one call per target.

@@ -50,6 +50,7 @@ on_both_backends!(
     subject_status_says_whether_to_keep_the_account,
     admin_api_manages_tenants_and_keys,
     revoked_keys_stop_working_at_once,
+    submissions_see_key_and_policy_changes_at_once,
     audit_verify_passes_and_catches_a_hand_edit,
     health_and_readiness,
     metrics_are_exposed_for_prometheus,

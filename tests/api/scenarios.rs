@@ -750,6 +750,70 @@ pub async fn revoked_keys_stop_working_at_once(app: TestApp) {
     );
 }
 
+/// A submission remembers the key it was made with; the next one with that
+/// key must still see a revocation or a changed approval policy at once.
+pub async fn submissions_see_key_and_policy_changes_at_once(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    let r = app.submit(&t, &json!({ "subject_id": "k1" })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "awaiting_approval");
+    // The tenant stops asking for approval: the next submission is approved
+    // on the spot.
+    let r = app
+        .client
+        .patch(app.url(&format!("/v1/tenants/{}", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "approval_policy": "none" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.submit(&t, &json!({ "subject_id": "k2" })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_ne!(v["state"], "awaiting_approval", "{v}");
+    assert_ne!(v["state"], "pending", "{v}");
+    // And back: approval is asked for again.
+    let r = app
+        .client
+        .patch(app.url(&format!("/v1/tenants/{}", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "approval_policy": "privacy_contact" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.submit(&t, &json!({ "subject_id": "k3" })).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["state"], "awaiting_approval", "{v}");
+    // Revoked: the very next submission is refused and writes nothing.
+    let keys: Value = app
+        .client
+        .get(app.url(&format!("/v1/tenants/{}/api-keys", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = keys["data"][0]["id"].as_str().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/tenants/{}/api-keys/{key_id}", t.id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let before = app.count("erasure_requests").await;
+    let r = app.submit(&t, &json!({ "subject_id": "k4" })).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(r).await, "invalid_api_key");
+    assert_eq!(app.count("erasure_requests").await, before);
+}
+
 pub async fn audit_verify_passes_and_catches_a_hand_edit(app: TestApp) {
     let t = app.create_tenant("privacy_contact").await;
     let mut last = String::new();
