@@ -94,6 +94,8 @@ pub async fn confirm(
         .store
         .write(move |conn| {
             let now = deadline::now();
+            // Other targets' answers to this request wait for this one.
+            targets::lock_request(conn, id)?;
             let call = targets::call(conn, id, &target_id)?;
             if call.status() != CallStatus::Confirmed {
                 targets::record(conn, id, &target_id, CallStatus::Confirmed, None, None, now)?;

@@ -15,7 +15,8 @@ use crate::store::{receipts, targets, tenants, StoreError};
 
 const USER_AGENT: &str = concat!("lethe/", env!("CARGO_PKG_VERSION"));
 
-/// Move the request to `erased` once every target has confirmed.
+/// Move the request to `erased` once every target has confirmed. Call it in
+/// the transaction that recorded a confirmation, after recording it.
 pub fn complete_if_done(
     conn: &mut crate::store::Conn<'_>,
     tenant: TenantId,
@@ -23,6 +24,9 @@ pub fn complete_if_done(
     workflow: &crate::domain::outbox::WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    // Confirmations of two targets committing at once must not both miss
+    // each other (see `targets::lock_request`).
+    targets::lock_request(conn, id)?;
     let r = requests::get(conn, tenant, id)?;
     if !matches!(r.state, RequestState::Erasing | RequestState::Failed)
         || !targets::all_confirmed(conn, id)?
@@ -207,11 +211,33 @@ pub(super) async fn call_target(
             (status, Some(code), Some(format!("HTTP {code}")), answer)
         }
     };
+    let what = match answer {
+        Answer::Erased => Some("target_confirmed"),
+        Answer::Accepted => Some("target_accepted"),
+        Answer::Refused => Some("target_refused"),
+        Answer::Retry => None,
+    };
     let tid = target_id.clone();
     let err_text = error.clone();
+    // The answer, its audit event and what follows from it (erased, failed)
+    // in one transaction, as a late confirmation does.
     ctx.store
         .write(move |conn| {
+            // First, so that the other targets' answers to this request wait
+            // for this one (and the audit chain never sees two writers).
+            targets::lock_request(conn, id)?;
             targets::record(conn, id, &tid, status, code, err_text.as_deref(), now)?;
+            if let Some(what) = what {
+                requests::note(
+                    conn,
+                    tenant,
+                    id,
+                    what,
+                    &Actor::system("worker"),
+                    Some(serde_json::json!({ "target_id": tid, "status_code": code }).to_string()),
+                    now,
+                )?;
+            }
             match answer {
                 Answer::Erased => {
                     complete_if_done(conn, tenant, id, &workflow, now)?;
@@ -222,26 +248,13 @@ pub(super) async fn call_target(
             Ok(())
         })
         .await?;
-    let what = match answer {
-        Answer::Erased => "target_confirmed",
-        Answer::Accepted => "target_accepted",
-        Answer::Refused => "target_refused",
-        Answer::Retry => {
-            return Err(JobError::Retry(format!(
-                "target {}: {}",
-                target.name,
-                error.unwrap_or_default()
-            )));
-        }
-    };
-    note(
-        ctx,
-        tenant,
-        id,
-        what,
-        serde_json::json!({ "target_id": target.id, "status_code": code }),
-    )
-    .await;
+    if what.is_none() {
+        return Err(JobError::Retry(format!(
+            "target {}: {}",
+            target.name,
+            error.unwrap_or_default()
+        )));
+    }
     Ok(())
 }
 

@@ -107,12 +107,25 @@ impl Runner {
     }
 
     /// Run every job due at `now`, one after another, until none is left.
-    /// Tests drive the workflow with this; workers call it in a loop.
+    /// Tests drive the workflow with this (at a time of their choosing).
     pub async fn run_due(&self, now: DateTime<Utc>) -> Result<Pass, StoreError> {
+        self.run_pass(|| now).await
+    }
+
+    /// Run due jobs until none is left, each claimed and run at the time
+    /// `clock` gives when it is claimed. Workers read the real clock for each
+    /// job: a pass can last as long as jobs keep coming, and what a job
+    /// records (a target's confirmation, the erasure, their audit events)
+    /// must carry the time it happened, not the time the pass began.
+    async fn run_pass(&self, clock: impl Fn() -> DateTime<Utc>) -> Result<Pass, StoreError> {
         let mut pass = Pass::default();
-        // A job retried for `now` is not run again in the same pass.
+        // A job retried for its run time is not run again in the same pass.
         let mut seen = std::collections::HashSet::new();
-        while let Some(job) = self.claim(now).await? {
+        loop {
+            let now = clock();
+            let Some(job) = self.claim(now).await? else {
+                break;
+            };
             if !seen.insert(job.id.clone()) {
                 self.release().await?;
                 break;
@@ -241,7 +254,7 @@ impl Runner {
                             break;
                         }
                         let wake = runner.ctx.store.written();
-                        match runner.run_due(deadline::now()).await {
+                        match runner.run_pass(deadline::now).await {
                             Ok(p) if p.done + p.retried + p.buried > 0 => continue,
                             Ok(_) => {}
                             Err(e) => {

@@ -237,6 +237,26 @@ pub fn record(
 }
 
 /// Has every target of this request confirmed? (False when it has none.)
+/// Serialise the transactions that settle one request's erasure: take the
+/// request row's lock (PostgreSQL; SQLite has one writer already) until the
+/// transaction ends. Two targets confirming at once each record their own
+/// call and then ask [`all_confirmed`]; under READ COMMITTED, without this
+/// lock, neither sees the other's uncommitted confirmation and the request
+/// stays `erasing` for good. With it, the second waits for the first to
+/// commit, and its next statement sees both.
+pub fn lock_request(conn: &mut Conn<'_>, request: RequestId) -> Result<(), StoreError> {
+    use super::schema::erasure_requests as er;
+    if let Conn::Pg(c) = conn {
+        er::table
+            .find(request.to_string())
+            .select(er::id)
+            .for_update()
+            .first::<String>(&mut **c)
+            .optional()?;
+    }
+    Ok(())
+}
+
 pub fn all_confirmed(conn: &mut Conn<'_>, request: RequestId) -> Result<bool, StoreError> {
     let calls = calls(conn, request)?;
     Ok(!calls.is_empty() && calls.iter().all(|c| c.status() == CallStatus::Confirmed))
