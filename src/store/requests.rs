@@ -625,7 +625,13 @@ pub fn note(
         ));
     }
     audit::insert(conn, std::array::from_ref(&ev))?;
-    load_row(conn, tenant, id)?.into_domain()
+    // The row as the update left it, without reading it back.
+    RequestRow {
+        audit_seq: ev.seq,
+        audit_head: ev.hash,
+        ..row
+    }
+    .into_domain()
 }
 
 /// Mark an undecided request as escalated to support (once).

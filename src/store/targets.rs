@@ -236,7 +236,6 @@ pub fn record(
     Ok(())
 }
 
-/// Has every target of this request confirmed? (False when it has none.)
 /// Serialise the transactions that settle one request's erasure: take the
 /// request row's lock (PostgreSQL; SQLite has one writer already) until the
 /// transaction ends. Two targets confirming at once each record their own
@@ -257,6 +256,7 @@ pub fn lock_request(conn: &mut Conn<'_>, request: RequestId) -> Result<(), Store
     Ok(())
 }
 
+/// Has every target of this request confirmed? (False when it has none.)
 pub fn all_confirmed(conn: &mut Conn<'_>, request: RequestId) -> Result<bool, StoreError> {
     let calls = calls(conn, request)?;
     Ok(!calls.is_empty() && calls.iter().all(|c| c.status() == CallStatus::Confirmed))
