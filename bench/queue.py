@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.parse
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helper import free_port, healthz, machine_cpu, postgres_cpu, proc_cpu  # noqa: E402
 
