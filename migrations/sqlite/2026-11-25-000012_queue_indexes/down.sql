@@ -1,6 +1,6 @@
 DROP INDEX erasure_requests_state_newest;
-DROP INDEX erasure_requests_failed_updated;
-DROP INDEX erasure_requests_awaiting_received;
+DROP INDEX erasure_requests_state_updated;
+DROP INDEX erasure_requests_state_received;
 DROP INDEX erasure_requests_open_state_tenant;
 DROP INDEX erasure_requests_open_due_id;
 CREATE INDEX erasure_requests_open_due ON erasure_requests (due_at)
