@@ -1,12 +1,12 @@
 //! Counts for metrics and dashboards, computed with GROUP BY (no rows loaded).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::dsl::{count_star, min};
+use diesel::dsl::{count_star, min, sql};
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use super::schema::{erasure_requests as er, jobs};
 use super::{Conn, StoreError};
-use crate::domain::RequestState;
 use crate::with_conn;
 
 #[derive(Debug, Default)]
@@ -23,10 +23,11 @@ pub fn snapshot(conn: &mut Conn<'_>, now: DateTime<Utc>) -> Result<Snapshot, Sto
         .group_by(er::state)
         .select((er::state, count_star()))
         .load(c))?;
-    let open: Vec<&str> = RequestState::OPEN.iter().map(|s| s.as_str()).collect();
     let n = now.naive_utc();
+    // Written like the partial index over open requests, so it is a range
+    // of that index (see support::queue::OPEN_SQL).
     let overdue: i64 = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
+        .filter(sql::<Bool>(super::support::queue::OPEN_SQL))
         .filter(er::due_at.lt(n))
         .count()
         .get_result(c))?;

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use diesel::dsl::count_star;
+use diesel::dsl::{count_star, sql};
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
@@ -164,8 +165,27 @@ impl QueueRow {
     }
 }
 
+/// "The request is open", written out exactly as the partial indexes over
+/// open requests declare it (`WHERE state IN (...)`, see the migrations).
+/// A planner uses a partial index only when it can tell that the query's
+/// condition implies the index's; with the states bound as parameters
+/// (`eq_any`) SQLite never can, nor can PostgreSQL in a generic plan, and
+/// the query falls back to reading every open (or every) request.
+pub const OPEN_SQL: &str = "state IN ('pending', 'awaiting_approval', 'erasing', 'failed')";
+
 fn open_states() -> Vec<&'static str> {
     RequestState::OPEN.iter().map(|s| s.as_str()).collect()
+}
+
+fn is_open() -> SqlLiteral<Bool> {
+    sql::<Bool>(OPEN_SQL)
+}
+
+/// Whether `states` names exactly the open states (in any order).
+fn are_open_states(states: &[RequestState]) -> bool {
+    let given: BTreeSet<&str> = states.iter().map(|s| s.as_str()).collect();
+    let open: BTreeSet<&str> = RequestState::OPEN.iter().map(|s| s.as_str()).collect();
+    given == open
 }
 
 /// Tenants' names by id, for the rows shown.
@@ -230,6 +250,7 @@ pub fn list(
     now: DateTime<Utc>,
 ) -> Result<Vec<QueueItem>, StoreError> {
     let states: Vec<&str> = f.states.iter().map(|s| s.as_str()).collect();
+    let all_open = are_open_states(&f.states);
     let open = open_states();
     let tenant = f.tenant.map(|t| t.to_string());
     let initiator = f.initiator.map(|i| i.as_str());
@@ -271,20 +292,26 @@ pub fn list(
     let limit = f.limit.clamp(1, MAX_PAGE + 1);
     let rows: Vec<QueueRow> = with_conn!(conn, |c| {
         let mut q = er::table.select(QueueRow::as_select()).into_boxed();
-        if !states.is_empty() {
-            q = q.filter(er::state.eq_any(&states));
+        // One state is an equality, so the (state, due_at, id) index hands
+        // out rows already in order; the open states match the partial
+        // indexes; any other list stays a bound list.
+        match states.as_slice() {
+            [] => {}
+            [one] => q = q.filter(er::state.eq(*one)),
+            _ if all_open => q = q.filter(is_open()),
+            _ => q = q.filter(er::state.eq_any(&states)),
         }
         if let Some(t) = &tenant {
             q = q.filter(er::tenant_id.eq(t));
         }
         match f.overdue {
-            Some(true) => q = q.filter(er::state.eq_any(&open)).filter(er::due_at.lt(now)),
+            Some(true) => q = q.filter(is_open()).filter(er::due_at.lt(now)),
             Some(false) => q = q.filter(er::state.ne_all(&open).or(er::due_at.ge(now))),
             None => {}
         }
         if let Some(soon) = soon {
             q = q
-                .filter(er::state.eq_any(&open))
+                .filter(is_open())
                 .filter(er::due_at.ge(now))
                 .filter(er::due_at.lt(soon));
         }
@@ -394,16 +421,24 @@ pub fn overview(
     now: DateTime<Utc>,
     list_len: i64,
 ) -> Result<Overview, StoreError> {
-    let open = open_states();
     let soon = (now + Duration::days(7)).naive_utc();
     let closed_since = (now - Duration::days(CLOSED_WINDOW_DAYS)).naive_utc();
     let now = now.naive_utc();
     let open_counts: Vec<(String, i64)> = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
+        .filter(is_open())
         .group_by(er::state)
         .select((er::state, count_star()))
         .load(c))?;
+    // Naming the closed states makes this a range of the (state,
+    // closed_at) index per state; without them both planners read that
+    // index whole (a million entries) or worse.
+    let closed: Vec<&str> = RequestState::ALL
+        .iter()
+        .filter(|s| !s.is_open())
+        .map(|s| s.as_str())
+        .collect();
     let closed_counts: Vec<(String, i64)> = with_conn!(conn, |c| er::table
+        .filter(er::state.eq_any(&closed))
         .filter(er::closed_at.ge(closed_since))
         .group_by(er::state)
         .select((er::state, count_star()))
@@ -421,30 +456,32 @@ pub fn overview(
     );
     let open_count = open_by_state.iter().map(|(_, n)| n).sum();
     let overdue: i64 = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
+        .filter(is_open())
         .filter(er::due_at.lt(now))
         .count()
         .get_result(c))?;
     let due_soon: i64 = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
+        .filter(is_open())
         .filter(er::due_at.ge(now))
         .filter(er::due_at.lt(soon))
         .count()
         .get_result(c))?;
+    // Grouped by state first, the order of the partial index over open
+    // requests (state, tenant_id, due_at), so no sort is needed to group.
     let per_tenant: Vec<(String, String, i64)> = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
-        .group_by((er::tenant_id, er::state))
+        .filter(is_open())
+        .group_by((er::state, er::tenant_id))
         .select((er::tenant_id, er::state, count_star()))
         .order((er::tenant_id.asc(), er::state.asc()))
         .limit(MAX_TENANTS * 4 * 4)
         .load(c))?;
-    let overdue_per_tenant: Vec<(String, i64)> = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
+    let overdue_per_tenant: Vec<(String, String, i64)> = with_conn!(conn, |c| er::table
+        .filter(is_open())
         .filter(er::due_at.lt(now))
-        .group_by(er::tenant_id)
-        .select((er::tenant_id, count_star()))
-        .order(er::tenant_id.asc())
-        .limit(MAX_TENANTS * 4)
+        .group_by((er::state, er::tenant_id))
+        .select((er::tenant_id, er::state, count_star()))
+        .order((er::tenant_id.asc(), er::state.asc()))
+        .limit(MAX_TENANTS * 4 * 4)
         .load(c))?;
     let mut tenants: BTreeMap<String, TenantCounts> = BTreeMap::new();
     for (tenant, state, n) in per_tenant {
@@ -459,9 +496,9 @@ pub fn overview(
             t.open += n;
         }
     }
-    for (tenant, n) in overdue_per_tenant {
+    for (tenant, _, n) in overdue_per_tenant {
         if let Some(t) = tenants.get_mut(&tenant) {
-            t.overdue = n;
+            t.overdue += n;
         }
     }
     let mut by_tenant: Vec<TenantCounts> = tenants.into_values().collect();
@@ -476,6 +513,8 @@ pub fn overview(
     for t in &mut by_tenant {
         t.tenant_name = names.get(&t.tenant_id).cloned().unwrap_or_default();
     }
+    // Both lists are ranges of an index (state, sort key, id): a plain
+    // equality, which both planners match to it in any plan.
     let awaiting: Vec<QueueRow> = with_conn!(conn, |c| er::table
         .filter(er::state.eq(RequestState::AwaitingApproval.as_str()))
         .order((er::received_at.asc(), er::id.asc()))
@@ -608,7 +647,6 @@ pub fn digest(
     now: DateTime<Utc>,
     list_len: i64,
 ) -> Result<DigestData, StoreError> {
-    let open = open_states();
     let day_ago = (now - Duration::days(1)).naive_utc();
     let now = now.naive_utc();
     let failed_state = RequestState::Failed.as_str();
@@ -617,7 +655,7 @@ pub fn digest(
         .count()
         .get_result(c))?;
     let overdue: i64 = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
+        .filter(is_open())
         .filter(er::due_at.lt(now))
         .count()
         .get_result(c))?;
@@ -626,7 +664,7 @@ pub fn digest(
         .count()
         .get_result(c))?;
     let overdue_rows: Vec<QueueRow> = with_conn!(conn, |c| er::table
-        .filter(er::state.eq_any(&open))
+        .filter(is_open())
         .filter(er::due_at.lt(now))
         .order((er::due_at.asc(), er::id.asc()))
         .limit(list_len)
@@ -645,4 +683,35 @@ pub fn digest(
         overdue_items: with_names(conn, overdue_rows)?,
         failed_items: with_names(conn, failed_rows)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_sql_names_exactly_the_open_states() {
+        let listed: Vec<String> = RequestState::OPEN
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert_eq!(OPEN_SQL, format!("state IN ({})", listed.join(", ")));
+        assert!(are_open_states(&RequestState::OPEN));
+        assert!(!are_open_states(&RequestState::OPEN[..3]));
+        assert!(!are_open_states(&RequestState::ALL));
+    }
+
+    /// SQLite uses a partial index only when the query repeats its
+    /// condition: the migrations must declare the same text.
+    #[test]
+    fn partial_indexes_declare_open_sql() {
+        for up in [
+            include_str!("../../../migrations/sqlite/2026-11-25-000012_queue_indexes/up.sql"),
+            include_str!("../../../migrations/postgres/2026-11-25-000012_queue_indexes/up.sql"),
+        ] {
+            let partial = up.matches("WHERE state IN").count();
+            assert!(partial >= 2);
+            assert_eq!(up.matches(&format!("WHERE {OPEN_SQL};")).count(), partial);
+        }
+    }
 }
