@@ -3,7 +3,7 @@
 -- anything else.
 --
 -- Usage: wrk -s bench/queue.lua URL -- HEADER-NAME HEADER-VALUE
--- done() prints one line "BENCH_WRK {json}" for bench/queue.py.
+-- done() prints one line "BENCH_WRK {json}" for bench/queue_scale.py.
 
 local threads = {}
 

@@ -8,6 +8,9 @@ psql for PostgreSQL).
 
 Every loop here is bounded in count and time; every load run is bounded in
 time and killed if it overruns.
+
+(Named queue_scale.py, not queue.py: scripts in this folder run with it on
+sys.path, and a queue.py would shadow the standard library's queue module.)
 """
 
 import argparse
