@@ -228,6 +228,11 @@ def parse_pgbench(out, logdir):
             rate = float(line.split()[2])
         if line.startswith("number of failed transactions"):
             failed = int(line.split(":")[1].split()[0])
+    if rate is None and "number of transactions actually processed: 0" in out:
+        # Not one transaction finished in the run's time (a stalled disk, a
+        # very busy machine): that is the measurement, not a broken run.
+        print("  note: pgbench finished no transaction in this run", file=sys.stderr)
+        rate = 0.0
     if rate is None:
         raise SystemExit("pgbench printed no tps:\n" + out)
     lat = []
@@ -591,7 +596,7 @@ def report(args):
             halves = " + ".join(fmt(x) for x in one.get("rates", []))
             one_rate = f"{fmt(one['rate'])} ({halves})" if halves else fmt(one["rate"])
             one_ratio = f"{r['rate'] / one['rate']:.2f}" if one["rate"] else "–"
-        ratio = f"{r['rate'] / raw['rate']:.2f}" if raw else "–"
+        ratio = f"{r['rate'] / raw['rate']:.2f}" if raw and raw["rate"] else "–"
         cpu_ratio = f"{cpu_total(raw) / cpu_total(r):.2f}" if raw and cpu_total(r) else "–"
         raw_rate = "–"
         if raw:
