@@ -144,7 +144,7 @@ impl Runner {
         let lease = self.ctx.lease;
         self.ctx
             .store
-            .write(move |conn| jobs::claim(conn, &worker, HANDLED, now, now + lease))
+            .write_quietly(move |conn| jobs::claim(conn, &worker, HANDLED, now, now + lease))
             .await
     }
 
@@ -161,7 +161,7 @@ impl Runner {
             let id = job.id.clone();
             self.ctx
                 .store
-                .write(move |conn| jobs::bury(conn, &id, "unknown job kind", now))
+                .write_quietly(move |conn| jobs::bury(conn, &id, "unknown job kind", now))
                 .await?;
             return Ok(Outcome::Buried);
         };
@@ -193,7 +193,7 @@ impl Runner {
                 crate::metrics::job(kind.as_str(), "done");
                 self.ctx
                     .store
-                    .write(move |conn| jobs::complete(conn, &id, now))
+                    .write_quietly(move |conn| jobs::complete(conn, &id, now))
                     .await?;
                 Ok(Outcome::Done)
             }
@@ -212,7 +212,7 @@ impl Runner {
                 tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %e, "job failed, will retry");
                 self.ctx
                     .store
-                    .write(move |conn| jobs::retry_at(conn, &id, run_at, &e))
+                    .write_quietly(move |conn| jobs::retry_at(conn, &id, run_at, &e))
                     .await?;
                 Ok(Outcome::Retried)
             }
@@ -227,7 +227,7 @@ impl Runner {
                 }
                 self.ctx
                     .store
-                    .write(move |conn| jobs::bury(conn, &id, &error, now))
+                    .write_quietly(move |conn| jobs::bury(conn, &id, &error, now))
                     .await?;
                 Ok(Outcome::Buried)
             }

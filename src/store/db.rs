@@ -308,13 +308,30 @@ impl Store {
     }
 
     /// Run `f` in one write transaction on the blocking pool. An `Err` rolls
-    /// the transaction back.
+    /// the transaction back. Once it has committed, whoever waits on
+    /// [`Store::written`] (idle job workers) is woken: it may have queued work.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut Conn<'_>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let result = match &*self.pools {
+        let result = self.write_quietly(f).await;
+        if result.is_ok() {
+            self.written.notify_waiters();
+        }
+        result
+    }
+
+    /// [`Store::write`] without waking those waiting on [`Store::written`],
+    /// for a write that queues no work: a job worker claiming a job or
+    /// recording how it went. (If claims woke the idle workers, each empty
+    /// claim would wake them all to claim again, for ever.)
+    pub async fn write_quietly<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Conn<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &*self.pools {
             Pools::Sqlite { queue, .. } => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 enqueue_write(queue, f, tx)?;
@@ -324,11 +341,7 @@ impl Store {
                 let store = self.clone();
                 run_blocking(move || store.write_blocking(f)).await
             }
-        };
-        if result.is_ok() {
-            self.written.notify_waiters();
         }
-        result
     }
 
     /// Like [`Store::write`], but on PostgreSQL `f` runs on a connection

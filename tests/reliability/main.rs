@@ -17,4 +17,5 @@ mod outage;
 #[path = "../api/targets_server.rs"]
 mod targets_server;
 
+mod idle;
 mod process;
