@@ -355,6 +355,23 @@ def pg_stats(db, dbname):
     return dict(zip(PG_STATS, map(int, row)))
 
 
+TABLE_STATS = ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "n_tup_upd", "n_tup_hot_upd")
+
+
+def pg_table_stats(db, dbname):
+    """Per-table scan and update counters (pg_stat_user_tables), or None on SQLite."""
+    if not dbname:
+        return None
+    rows = db_query(db, f"SELECT relname, {', '.join(TABLE_STATS)} FROM pg_stat_user_tables")
+    return {r[0]: dict(zip(TABLE_STATS, (int(v or 0) for v in r[1:]))) for r in rows}
+
+
+def table_delta(before, after):
+    if before is None or after is None:
+        return None
+    return {t: {k: v - before.get(t, {}).get(k, 0) for k, v in c.items()} for t, c in after.items()}
+
+
 def pg_setting(db, name):
     return db_query(db, f"SHOW {name}")[0][0]
 
@@ -519,6 +536,7 @@ async def drive(args):
         return erased
 
     pg_before = pg_stats(args.db, args.pgdb)
+    tables_before = pg_table_stats(args.db, args.pgdb)
     cpu.start()
     t_start = time.time()
     next_i = [0]
@@ -534,6 +552,7 @@ async def drive(args):
     usage = cpu.stop()
     await asyncio.sleep(1.5)  # PostgreSQL publishes backends' counters within a second
     pg_after = pg_stats(args.db, args.pgdb)
+    tables = table_delta(tables_before, pg_table_stats(args.db, args.pgdb))
 
     # Every request's times, from the database.
     rows = db_query(
@@ -574,6 +593,7 @@ async def drive(args):
         "submit_span_s": None,
         "wall_s": t_end - t_start,
         "pg_stats": {k: pg_after[k] - pg_before[k] for k in pg_after} if pg_after else None,
+        "pg_tables": tables,
         "vacuum_every_s": vacuum_every,
         "vacuums": len(vacuums),
         "vacuum_s": sum(vacuums),
@@ -778,6 +798,22 @@ def report(args):
             w(f"| {b} | {st['xact_commit'] / n:.1f} | {st['xact_rollback'] / n:.2f} "
               f"| {st['tup_returned'] / n:,.0f} | {st['tup_fetched'] / n:,.0f} | {st['tup_inserted'] / n:.1f} "
               f"| {st['tup_updated'] / n:.1f} | {st['blks_hit'] / n:,.0f} |")
+        w("")
+        w("Per table (pg_stat_user_tables), per erased request: where the rows read by scans came from:")
+        w("")
+        w("| backend | table | sequential scans | rows read by them | index scans | rows fetched by them "
+          "| rows updated | of them HOT |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|")
+        for b, r in pgs:
+            n = max(r["erased_rows"], 1)
+            busy = sorted((r.get("pg_tables") or {}).items(),
+                          key=lambda kv: -(kv[1]["seq_tup_read"] + kv[1]["idx_tup_fetch"]))
+            for t, c in busy[:8]:
+                if c["seq_scan"] + c["idx_scan"] + c["n_tup_upd"] == 0:
+                    continue
+                w(f"| {b} | {t} | {c['seq_scan'] / n:.2f} | {c['seq_tup_read'] / n:,.1f} "
+                  f"| {c['idx_scan'] / n:.1f} | {c['idx_tup_fetch'] / n:,.1f} "
+                  f"| {c['n_tup_upd'] / n:.1f} | {c['n_tup_hot_upd'] / n:.1f} |")
         w("")
     w("### Approval decisions on their own (the page's POST, `action=approve_all`, each token once)")
     w("")

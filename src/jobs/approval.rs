@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{payload, request_of, JobContext, JobError};
+use super::{payload, request_of, Done, Finish, JobContext, JobError};
 use crate::domain::approval::TOKEN_PREFIX;
 use crate::domain::audit::Actor;
 use crate::domain::outbox::JobKind;
@@ -32,31 +32,62 @@ pub(super) async fn note(
     what: &'static str,
     detail: serde_json::Value,
 ) {
+    note_all(ctx, tenant, vec![id], what, detail, None).await;
+}
+
+/// Record an event on each of `ids` in one transaction and, with `finish`,
+/// mark the job finished in it too; retried if a concurrent write moved a
+/// chain head. Failure is logged, not returned: what it records (an email)
+/// has happened. `Done::Recorded` when the job was marked finished.
+pub(super) async fn note_all(
+    ctx: &JobContext,
+    tenant: TenantId,
+    ids: Vec<RequestId>,
+    what: &'static str,
+    detail: serde_json::Value,
+    finish: Option<Finish>,
+) -> Done {
+    let ids = std::sync::Arc::new(ids);
+    let detail = detail.to_string();
     for _ in 0..5 {
-        let detail = Some(detail.to_string());
+        let (these, detail, finishing) = (ids.clone(), detail.clone(), finish.clone());
         let r = ctx
             .store
             .write(move |conn| {
-                requests::note(
-                    conn,
-                    tenant,
-                    id,
-                    what,
-                    &Actor::system("worker"),
-                    detail,
-                    crate::domain::deadline::now(),
-                )
+                let now = crate::domain::deadline::now();
+                for id in these.iter() {
+                    requests::note(
+                        conn,
+                        tenant,
+                        *id,
+                        what,
+                        &Actor::system("worker"),
+                        Some(detail.clone()),
+                        now,
+                    )?;
+                }
+                if let Some(f) = &finishing {
+                    f.record(conn)?;
+                }
+                Ok(())
             })
             .await;
         match r {
-            Ok(_) => return,
+            Ok(()) if finish.is_some() => return Done::Recorded,
+            Ok(()) => return Done::ToRecord,
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => {
-                tracing::error!(request = %id, event = what, error = %e, "could not record an audit event");
-                return;
+                tracing::error!(requests = ids.len(), event = what, error = %e, "could not record an audit event");
+                return Done::ToRecord;
             }
         }
     }
+    tracing::error!(
+        requests = ids.len(),
+        event = what,
+        "could not record an audit event: its requests kept changing"
+    );
+    Done::ToRecord
 }
 
 async fn load(ctx: &JobContext, id: RequestId) -> Result<(ErasureRequest, Tenant), JobError> {
@@ -78,7 +109,8 @@ async fn mail_link(
     requests: &[ErasureRequest],
     now: DateTime<Utc>,
     reminder: bool,
-) -> Result<(), JobError> {
+    finish: Finish,
+) -> Result<Done, JobError> {
     let contact = tenant
         .settings
         .contact
@@ -112,17 +144,9 @@ async fn mail_link(
     } else {
         "approval_email_sent"
     };
-    for r in requests {
-        note(
-            ctx,
-            tenant.id,
-            r.id,
-            what,
-            serde_json::json!({ "link_id": link_id }),
-        )
-        .await;
-    }
-    Ok(())
+    let ids = requests.iter().map(|r| r.id).collect();
+    let detail = serde_json::json!({ "link_id": link_id });
+    Ok(note_all(ctx, tenant.id, ids, what, detail, Some(finish)).await)
 }
 
 pub(super) async fn send_for_request(
@@ -130,10 +154,10 @@ pub(super) async fn send_for_request(
     job: &JobRow,
     now: DateTime<Utc>,
     reminder: bool,
-) -> Result<(), JobError> {
+) -> Result<Done, JobError> {
     let (request, tenant) = load(ctx, request_of(job)?).await?;
     if request.state != RequestState::AwaitingApproval {
-        return Ok(()); // decided or withdrawn meanwhile: nothing to ask
+        return Ok(Done::ToRecord); // decided or withdrawn meanwhile: nothing to ask
     }
     let target = LinkTarget::Request(request.id);
     mail_link(
@@ -143,6 +167,7 @@ pub(super) async fn send_for_request(
         std::slice::from_ref(&request),
         now,
         reminder,
+        Finish::of(job, now),
     )
     .await
 }
@@ -166,7 +191,7 @@ pub(super) async fn send_for_batch(
     job: &JobRow,
     now: DateTime<Utc>,
     reminder: bool,
-) -> Result<(), JobError> {
+) -> Result<Done, JobError> {
     let (tenant_id, batch) = batch_of(job)?;
     let (items, tenant) = ctx
         .store
@@ -178,7 +203,7 @@ pub(super) async fn send_for_batch(
         })
         .await?;
     if items.is_empty() {
-        return Ok(());
+        return Ok(Done::ToRecord);
     }
     mail_link(
         ctx,
@@ -187,6 +212,7 @@ pub(super) async fn send_for_batch(
         &items,
         now,
         reminder,
+        Finish::of(job, now),
     )
     .await
 }
@@ -195,7 +221,7 @@ pub(super) async fn remind(
     ctx: &JobContext,
     job: &JobRow,
     now: DateTime<Utc>,
-) -> Result<(), JobError> {
+) -> Result<Done, JobError> {
     if job.request_id.is_some() {
         send_for_request(ctx, job, now, true).await
     } else {

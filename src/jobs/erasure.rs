@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::approval::note;
-use super::{payload, request_of, JobContext, JobError};
+use super::approval::note_all;
+use super::{payload, request_of, Done, Finish, JobContext, JobError};
 use crate::domain::audit::Actor;
 use crate::domain::signature;
 use crate::domain::target::{classify, Answer, CallStatus, TargetKind};
@@ -92,7 +92,7 @@ pub(super) async fn call_target(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
     now: DateTime<Utc>,
-) -> Result<(), JobError> {
+) -> Result<Done, JobError> {
     let id = request_of(job)?;
     let target_id = payload(job)?["target_id"]
         .as_str()
@@ -111,10 +111,12 @@ pub(super) async fn call_target(
     if request.state != RequestState::Erasing
         || matches!(call.status(), CallStatus::Confirmed | CallStatus::Accepted)
     {
-        return Ok(()); // nothing (more) to ask of this target
+        return Ok(Done::ToRecord); // nothing (more) to ask of this target
     }
     if target.kind() == TargetKind::Manual {
-        return super::owners::ask(ctx, &request, &target, now, false).await;
+        return super::owners::ask(ctx, &request, &target, now, false)
+            .await
+            .map(|()| Done::ToRecord);
     }
     let secret = ctx
         .sealer
@@ -219,6 +221,8 @@ pub(super) async fn call_target(
     };
     let tid = target_id.clone();
     let err_text = error.clone();
+    // An answer that settles the call finishes the job in the same write.
+    let finish = what.is_some().then(|| Finish::of(job, now));
     // The answer, its audit event and what follows from it (erased, failed)
     // in one transaction, as a late confirmation does.
     ctx.store
@@ -245,6 +249,9 @@ pub(super) async fn call_target(
                 Answer::Refused => fail(conn, tenant, id, &tid, &workflow, now)?,
                 _ => {}
             }
+            if let Some(f) = &finish {
+                f.record(conn)?;
+            }
             Ok(())
         })
         .await?;
@@ -255,7 +262,7 @@ pub(super) async fn call_target(
             error.unwrap_or_default()
         )));
     }
-    Ok(())
+    Ok(Done::Recorded)
 }
 
 /// Retries ran out for a target: mark it failed and the request with it.
@@ -376,33 +383,46 @@ pub(super) async fn scrub(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
     now: DateTime<Utc>,
-) -> Result<(), JobError> {
+) -> Result<Done, JobError> {
     let id = request_of(job)?;
-    let r = ctx
-        .store
-        .read(move |conn| requests::get_any(conn, id))
-        .await?;
-    if ctx
-        .store
-        .write(move |conn| requests::scrub(conn, id, now))
-        .await?
-    {
-        note(
-            ctx,
-            r.tenant_id,
-            id,
-            "personal_data_scrubbed",
-            serde_json::json!({}),
-        )
-        .await;
+    let finish = Finish::of(job, now);
+    // The scrub, its audit event and the job's end in one transaction
+    // (again if a concurrent note moved the request's audit chain).
+    for _ in 0..5 {
+        let finish = finish.clone();
+        let r = ctx
+            .store
+            .write(move |conn| {
+                let r = requests::get_any(conn, id)?;
+                if requests::scrub(conn, id, now)? {
+                    requests::note(
+                        conn,
+                        r.tenant_id,
+                        id,
+                        "personal_data_scrubbed",
+                        &Actor::system("worker"),
+                        Some("{}".to_owned()),
+                        now,
+                    )?;
+                }
+                finish.record(conn)
+            })
+            .await;
+        match r {
+            Err(StoreError::Conflict(_)) => continue,
+            r => return r.map(|()| Done::Recorded).map_err(JobError::from),
+        }
     }
-    Ok(())
+    Err(JobError::Retry(
+        "the request's audit chain kept moving".into(),
+    ))
 }
 
 pub(super) async fn send_receipt(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
-) -> Result<(), JobError> {
+    now: DateTime<Utc>,
+) -> Result<Done, JobError> {
     let id = request_of(job)?;
     let (tenant, body) = ctx
         .store
@@ -414,7 +434,7 @@ pub(super) async fn send_receipt(
         })
         .await?;
     let (Some(body), Some(contact)) = (body, tenant.settings.contact.clone()) else {
-        return Ok(()); // no approval contact (policy none): nobody to send it to
+        return Ok(Done::ToRecord); // no approval contact (policy none): nobody to send it to
     };
     let receipt = ctx.signer.sign(body);
     let email = views::receipt(&tenant, &contact.email, &receipt, &ctx.subject_prefix)
@@ -423,6 +443,14 @@ pub(super) async fn send_receipt(
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })?;
-    note(ctx, tenant.id, id, "receipt_sent", serde_json::json!({})).await;
-    Ok(())
+    let finish = Some(Finish::of(job, now));
+    Ok(note_all(
+        ctx,
+        tenant.id,
+        vec![id],
+        "receipt_sent",
+        serde_json::json!({}),
+        finish,
+    )
+    .await)
 }

@@ -44,6 +44,38 @@ impl From<StoreError> for JobError {
     }
 }
 
+/// A handler's success, and who marks its job finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Done {
+    /// The handler did, in the transaction of its last write (with
+    /// [`Finish::record`]): one transaction fewer per job.
+    Recorded,
+    /// The runner does, in a transaction of its own.
+    ToRecord,
+}
+
+/// What a handler needs to mark its job finished inside its last write.
+#[derive(Debug, Clone)]
+pub(crate) struct Finish {
+    job: String,
+    now: DateTime<Utc>,
+}
+
+impl Finish {
+    pub(crate) fn of(job: &JobRow, now: DateTime<Utc>) -> Self {
+        Self {
+            job: job.id.clone(),
+            now,
+        }
+    }
+
+    /// Mark the job finished; call it last in the handler's last write, so
+    /// the job is finished exactly when what it did is committed.
+    pub(crate) fn record(&self, conn: &mut crate::store::Conn<'_>) -> Result<(), StoreError> {
+        jobs::complete(conn, &self.job, self.now)
+    }
+}
+
 /// What handlers need.
 pub struct JobContext {
     pub store: Store,
@@ -165,6 +197,7 @@ impl Runner {
                 .await?;
             return Ok(Outcome::Buried);
         };
+        let unit = |r: Result<(), JobError>| r.map(|()| Done::ToRecord);
         let result = match kind {
             JobKind::SendApprovalEmail => {
                 approval::send_for_request(&self.ctx, &job, now, false).await
@@ -173,15 +206,15 @@ impl Runner {
             JobKind::SendBatchApprovalEmail => {
                 approval::send_for_batch(&self.ctx, &job, now, false).await
             }
-            JobKind::EscalateDeadline => approval::escalate(&self.ctx, &job, now).await,
-            JobKind::NotifySubject => notices::send(&self.ctx, &job).await,
+            JobKind::EscalateDeadline => unit(approval::escalate(&self.ctx, &job, now).await),
+            JobKind::NotifySubject => notices::send(&self.ctx, &job, now).await,
             JobKind::CallTarget => erasure::call_target(&self.ctx, &job, now).await,
-            JobKind::Callback => erasure::callback(&self.ctx, &job).await,
+            JobKind::Callback => unit(erasure::callback(&self.ctx, &job).await),
             JobKind::Scrub => erasure::scrub(&self.ctx, &job, now).await,
-            JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job).await,
-            JobKind::OpenDsrCallback => opendsr::callback(&self.ctx, &job).await,
-            JobKind::SupportDigest => digest::send(&self.ctx, now).await,
-            JobKind::TargetOwnerReminder => owners::remind(&self.ctx, &job, now).await,
+            JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job, now).await,
+            JobKind::OpenDsrCallback => unit(opendsr::callback(&self.ctx, &job).await),
+            JobKind::SupportDigest => unit(digest::send(&self.ctx, now).await),
+            JobKind::TargetOwnerReminder => unit(owners::remind(&self.ctx, &job, now).await),
             // Expanded into CallTarget jobs when written; never stored.
             JobKind::StartErasure => Err(JobError::Permanent(
                 "start_erasure is not a stored job".into(),
@@ -189,12 +222,14 @@ impl Runner {
         };
         let id = job.id.clone();
         match result {
-            Ok(()) => {
+            Ok(done) => {
                 crate::metrics::job(kind.as_str(), "done");
-                self.ctx
-                    .store
-                    .write_quietly(move |conn| jobs::complete(conn, &id, now))
-                    .await?;
+                if done == Done::ToRecord {
+                    self.ctx
+                        .store
+                        .write_quietly(move |conn| jobs::complete(conn, &id, now))
+                        .await?;
+                }
                 Ok(Outcome::Done)
             }
             Err(err @ (JobError::Retry(_) | JobError::RetryAt(..)))
@@ -234,47 +269,111 @@ impl Runner {
         }
     }
 
-    /// Run `n` worker loops until `stop` turns true; then hand back leases.
+    /// Run up to `n` jobs at once until `stop` turns true; then let the
+    /// running ones finish and hand back leases. One dispatcher claims due
+    /// jobs for the free slots (up to [`CLAIM_BATCH`] in one statement) and
+    /// runs each on a task of its own.
     pub fn spawn(
         self,
         n: usize,
         poll: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..n)
-            .map(|i| {
-                let runner = Runner {
-                    ctx: self.ctx.clone(),
-                    worker: format!("{}-{i}", self.worker),
-                };
-                let mut stop = stop.clone();
-                tokio::spawn(async move {
-                    loop {
-                        if *stop.borrow() {
-                            break;
-                        }
-                        let wake = runner.ctx.store.written();
-                        match runner.run_pass(deadline::now).await {
-                            Ok(p) if p.done + p.retried + p.buried > 0 => continue,
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "job worker cannot reach the database")
+        if n == 0 {
+            return Vec::new();
+        }
+        // A name of its own: `run_due` on a clone releases only its own leases.
+        let runner = Runner {
+            ctx: self.ctx.clone(),
+            worker: format!("{}-d", self.worker),
+        };
+        vec![tokio::spawn(runner.dispatch(n, poll, stop))]
+    }
+
+    async fn dispatch(
+        self,
+        n: usize,
+        poll: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(n));
+        let all = u32::try_from(n).unwrap_or(u32::MAX);
+        let batch = n.min(CLAIM_BATCH);
+        // The last claim filled every slot it had: the queue is deep, so wait
+        // for a batch's worth of free slots before claiming again (fewer
+        // claims under load). Otherwise one free slot is enough (a job that
+        // just came in starts at once).
+        let mut deep = false;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let want = if deep { batch } else { 1 };
+            let mut permits = tokio::select! {
+                p = slots.clone().acquire_many_owned(u32::try_from(want).unwrap_or(1)) => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                r = stop.changed() => if r.is_ok() { continue } else { break },
+            };
+            while permits.num_permits() < batch {
+                match slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.merge(p),
+                    Err(_) => break,
+                }
+            }
+            // Before claiming: a job written meanwhile must wake us.
+            let wake = self.ctx.store.written();
+            let now = deadline::now();
+            match self.claim_many(now, permits.num_permits()).await {
+                Ok(jobs) if !jobs.is_empty() => {
+                    deep = jobs.len() == permits.num_permits();
+                    for job in jobs {
+                        let slot = permits.split(1);
+                        let runner = self.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = runner.run_one(job, now).await {
+                                tracing::warn!(error = %e, "job worker cannot reach the database");
                             }
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(poll) => {}
-                            _ = wake => {}
-                            _ = stop.changed() => {}
-                        }
+                            drop(slot);
+                        });
                     }
-                    if let Err(e) = runner.release().await {
-                        tracing::warn!(error = %e, "could not release job leases");
-                    }
-                })
+                    continue;
+                }
+                Ok(_) => deep = false,
+                Err(e) => {
+                    deep = false;
+                    tracing::warn!(error = %e, "job worker cannot reach the database");
+                }
+            }
+            drop(permits);
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = wake => {}
+                r = stop.changed() => if r.is_err() { break },
+            }
+        }
+        // The running jobs finish; then what is still leased goes back.
+        let _ = slots.acquire_many(all).await;
+        if let Err(e) = self.release().await {
+            tracing::warn!(error = %e, "could not release job leases");
+        }
+    }
+
+    async fn claim_many(&self, now: DateTime<Utc>, n: usize) -> Result<Vec<JobRow>, StoreError> {
+        let worker = self.worker.clone();
+        let lease = self.ctx.lease;
+        self.ctx
+            .store
+            .write_quietly(move |conn| {
+                jobs::claim_many(conn, &worker, HANDLED, now, now + lease, n)
             })
-            .collect()
+            .await
     }
 }
+
+/// Most jobs one claim takes.
+const CLAIM_BATCH: usize = 4;
 
 enum Outcome {
     Done,

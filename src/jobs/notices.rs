@@ -1,7 +1,9 @@
 //! Emails to the data subject about their own request.
 
-use super::approval::note;
-use super::{payload, request_of, JobContext, JobError};
+use chrono::{DateTime, Utc};
+
+use super::approval::note_all;
+use super::{payload, request_of, Done, Finish, JobContext, JobError};
 use crate::domain::outbox::SubjectNotice;
 use crate::email::{views, SendError};
 use crate::store::{requests, support, tenants};
@@ -9,7 +11,8 @@ use crate::store::{requests, support, tenants};
 pub(super) async fn send(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
-) -> Result<(), JobError> {
+    now: DateTime<Utc>,
+) -> Result<Done, JobError> {
     let notice: SubjectNotice = serde_json::from_value(payload(job)?["notice"].clone())
         .map_err(|e| JobError::Permanent(format!("bad notice: {e}")))?;
     let id = request_of(job)?;
@@ -26,7 +29,7 @@ pub(super) async fn send(
         })
         .await?;
     let Some(to) = request.subject_email.clone() else {
-        return Ok(()); // scrubbed meanwhile: nobody to tell
+        return Ok(Done::ToRecord); // scrubbed meanwhile: nobody to tell
     };
     let email =
         views::notice_with_reason(&tenant, &to, &request, notice, extension_reason.as_deref())
@@ -35,13 +38,7 @@ pub(super) async fn send(
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })?;
-    note(
-        ctx,
-        tenant.id,
-        id,
-        "subject_notified",
-        serde_json::json!({ "notice": notice }),
-    )
-    .await;
-    Ok(())
+    let detail = serde_json::json!({ "notice": notice });
+    let finish = Some(Finish::of(job, now));
+    Ok(note_all(ctx, tenant.id, vec![id], "subject_notified", detail, finish).await)
 }

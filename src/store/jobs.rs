@@ -132,9 +132,7 @@ pub fn for_request(conn: &mut Conn<'_>, request: RequestId) -> Result<Vec<JobRow
 }
 
 /// Claim the next due job of one of `kinds` for `worker`, leasing it until
-/// `lease_until`. On PostgreSQL concurrent claimers skip each other's rows
-/// (`FOR UPDATE SKIP LOCKED`); SQLite has one writer, so the claiming UPDATE
-/// is atomic by itself. A job whose lease ran out (its worker died) is due again.
+/// `lease_until`. See [`claim_many`].
 pub fn claim(
     conn: &mut Conn<'_>,
     worker: &str,
@@ -142,9 +140,27 @@ pub fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<JobRow>, StoreError> {
-    use diesel::sql_types::{Text, Timestamp};
-    if kinds.is_empty() {
-        return Ok(None);
+    Ok(claim_many(conn, worker, kinds, now, lease_until, 1)?
+        .into_iter()
+        .next())
+}
+
+/// Claim up to `limit` due jobs of `kinds` for `worker`, the longest due
+/// first, leasing them until `lease_until`: one statement however many. On
+/// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP
+/// LOCKED`); SQLite has one writer, so the claiming UPDATE is atomic by
+/// itself. A job whose lease ran out (its worker died) is due again.
+pub fn claim_many(
+    conn: &mut Conn<'_>,
+    worker: &str,
+    kinds: &[JobKind],
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<JobRow>, StoreError> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    if kinds.is_empty() || limit == 0 {
+        return Ok(Vec::new());
     }
     // Kind names are our own constants, not input.
     let kinds = kinds
@@ -153,30 +169,37 @@ pub fn claim(
         .collect::<Vec<_>>()
         .join(",");
     let (now, lease_until) = (now.naive_utc(), lease_until.naive_utc());
-    let rows: Vec<JobRow> = match conn {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows: Vec<JobRow> = match conn {
         Conn::Pg(c) => diesel::sql_query(format!(
-            "UPDATE jobs SET lease_until = $1, attempts = attempts + 1, locked_by = $2 \
-             WHERE id = (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= $3 \
-             AND (lease_until IS NULL OR lease_until < $3) AND kind IN ({kinds}) \
-             ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *"
+            // MATERIALIZED: the locking subquery runs once, whatever the plan.
+            "WITH due AS MATERIALIZED (SELECT id FROM jobs WHERE finished_at IS NULL \
+             AND run_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+             AND kind IN ({kinds}) ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs SET lease_until = $1, attempts = jobs.attempts + 1, locked_by = $2 \
+             FROM due WHERE jobs.id = due.id RETURNING jobs.*"
         ))
         .bind::<Timestamp, _>(lease_until)
         .bind::<Text, _>(worker)
         .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
         .load(&mut **c)?,
         Conn::Sqlite(c) => diesel::sql_query(format!(
             "UPDATE jobs SET lease_until = ?, attempts = attempts + 1, locked_by = ? \
-             WHERE id = (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= ? \
+             WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= ? \
              AND (lease_until IS NULL OR lease_until < ?) AND kind IN ({kinds}) \
-             ORDER BY run_at LIMIT 1) RETURNING *"
+             ORDER BY run_at LIMIT ?) RETURNING *"
         ))
         .bind::<Timestamp, _>(lease_until)
         .bind::<Text, _>(worker)
         .bind::<Timestamp, _>(now)
         .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
         .load(&mut **c)?,
     };
-    Ok(rows.into_iter().next())
+    // RETURNING gives no order: the longest due first.
+    rows.sort_by(|a, b| a.run_at.cmp(&b.run_at).then_with(|| a.id.cmp(&b.id)));
+    Ok(rows)
 }
 
 /// The job is done.
