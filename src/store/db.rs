@@ -141,6 +141,9 @@ enum Pools {
     Sqlite {
         writer: SqlitePool,
         readers: SqlitePool,
+        /// The write-ahead log to flush after writes made outside the group
+        /// commit (migrations), when `synchronous=full`.
+        wal: Option<std::path::PathBuf>,
         /// Write transactions, run by the group-commit thread ([`group_commit`]).
         queue: std::sync::mpsc::Sender<WriteJob>,
     },
@@ -163,12 +166,25 @@ const GROUP_COMMIT_MAX: usize = 256;
 /// write transaction that is waiting when it becomes free in one `BEGIN
 /// IMMEDIATE ... COMMIT`, each caller's work in its own savepoint. A caller
 /// whose closure fails has its savepoint rolled back and gets its error; the
-/// others are unaffected. Nobody hears back before the COMMIT has returned,
-/// so an `Ok` still means committed (and flushed with `synchronous=FULL`);
-/// if the COMMIT fails, every caller in the batch gets the error. What this
-/// buys: one fsync per batch instead of one per write, which is what bounds
-/// SQLite's write rate.
-fn group_commit(writer: SqlitePool, queue: std::sync::mpsc::Receiver<WriteJob>) {
+/// others are unaffected. Nobody hears back before the COMMIT has returned
+/// (and, with `flush`, before the write-ahead log holding it is on disk),
+/// so an `Ok` still means committed; if the COMMIT fails, every caller in
+/// the batch gets the error. What this buys: one flush per batch instead of
+/// one per write, which is what bounds SQLite's write rate.
+///
+/// With `flush` (`synchronous=full`, the default) the connection commits
+/// with `synchronous=NORMAL` (nothing flushed in COMMIT) and a second thread
+/// ([`flush_wal`]) flushes the log with `fdatasync` before anyone hears
+/// back. The next batch runs while the last one is being flushed, and one
+/// flush carries every batch committed before it started: the write path is
+/// bounded by the larger of the two, not their sum. (This is what
+/// `synchronous=FULL` does in WAL mode, a flush of the log per commit, done
+/// beside the write path instead of in it.)
+fn group_commit(
+    writer: SqlitePool,
+    queue: std::sync::mpsc::Receiver<WriteJob>,
+    flush: Option<std::sync::mpsc::Sender<Committed>>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < GROUP_COMMIT_MAX {
@@ -200,7 +216,54 @@ fn group_commit(writer: SqlitePool, queue: std::sync::mpsc::Receiver<WriteJob>) 
             drop(job);
         }
         let err = outcome.err();
-        for deliver in deliveries {
+        match (&flush, err) {
+            (Some(flusher), None) => {
+                if let Err(unsent) = flusher.send(deliveries) {
+                    // The flusher is gone: nothing can be acknowledged.
+                    let e = StoreError::Unavailable("the SQLite log flusher stopped".into());
+                    for deliver in unsent.0 {
+                        deliver(Some(&e));
+                    }
+                }
+            }
+            (_, err) => {
+                for deliver in deliveries {
+                    deliver(err.as_ref());
+                }
+            }
+        }
+    }
+}
+
+/// `fdatasync` the file at `path` (opened afresh). A missing file is fine:
+/// no log means the last connection closed, which checkpoints the log into
+/// the database file and flushes it.
+fn sync_file(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::File::open(path) {
+        Ok(f) => f.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A committed batch's callers, waiting for the log to reach the disk.
+type Committed = Vec<Delivery>;
+
+/// Flush the write-ahead log for every committed batch waiting, then tell
+/// their callers. One `fdatasync` serves all batches committed before it
+/// started. The file is opened afresh each time, so a log SQLite removed
+/// and made again is the one flushed.
+fn flush_wal(wal: std::path::PathBuf, committed: std::sync::mpsc::Receiver<Committed>) {
+    while let Ok(first) = committed.recv() {
+        let mut waiting = first;
+        while let Ok(more) = committed.try_recv() {
+            waiting.extend(more);
+        }
+        let err = sync_file(&wal).err().map(|e| {
+            tracing::error!(error = %e, "could not flush the SQLite write-ahead log");
+            StoreError::Unavailable("the database could not flush its log to disk".into())
+        });
+        for deliver in waiting {
             deliver(err.as_ref());
         }
     }
@@ -248,29 +311,42 @@ impl Store {
     pub fn open(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, StoreError> {
         let pools = match url.backend {
             Backend::Sqlite => {
-                let make = |size: u32| {
+                let make = |size: u32, synchronous_full: bool| {
                     Pool::builder()
                         .max_size(size)
                         .min_idle(Some(1))
                         .test_on_check_out(false)
                         .connection_timeout(opts.acquire_timeout)
-                        .connection_customizer(Box::new(SqlitePragmas {
-                            synchronous_full: opts.sqlite_synchronous_full,
-                        }))
+                        .connection_customizer(Box::new(SqlitePragmas { synchronous_full }))
                         .build(ConnectionManager::<SqliteConnection>::new(&url.target))
                 };
-                // The writer first: it switches the file to WAL mode.
-                let writer = make(1)?;
-                let readers = make(opts.sqlite_readers.max(1))?;
+                // The writer first: it switches the file to WAL mode. With
+                // `full`, it commits without flushing and the flusher
+                // thread flushes the log before callers hear back.
+                let full = opts.sqlite_synchronous_full;
+                let writer = make(1, false)?;
+                let readers = make(opts.sqlite_readers.max(1), full)?;
                 let (queue, jobs) = std::sync::mpsc::channel();
                 let committer = writer.clone();
+                let wal = full.then(|| std::path::PathBuf::from(format!("{}-wal", url.target)));
+                let flush = if let Some(wal) = wal.clone() {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    std::thread::Builder::new()
+                        .name("lethe-sqlite-flush".into())
+                        .spawn(move || flush_wal(wal, rx))
+                        .map_err(|e| StoreError::Internal(format!("starting the flusher: {e}")))?;
+                    Some(tx)
+                } else {
+                    None
+                };
                 std::thread::Builder::new()
                     .name("lethe-sqlite-writer".into())
-                    .spawn(move || group_commit(committer, jobs))
+                    .spawn(move || group_commit(committer, jobs, flush))
                     .map_err(|e| StoreError::Internal(format!("starting the writer: {e}")))?;
                 Pools::Sqlite {
                     writer,
                     readers,
+                    wal,
                     queue,
                 }
             }
@@ -427,9 +503,15 @@ impl Store {
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let store = self.clone();
         run_blocking(move || match &*store.pools {
-            Pools::Sqlite { writer, .. } => {
+            Pools::Sqlite { writer, wal, .. } => {
                 let mut c = writer.get()?;
-                super::migrate::run_sqlite(&mut c)
+                let applied = super::migrate::run_sqlite(&mut c)?;
+                if let Some(wal) = wal {
+                    sync_file(wal).map_err(|e| {
+                        StoreError::Unavailable(format!("could not flush the database log: {e}"))
+                    })?;
+                }
+                Ok(applied)
             }
             Pools::Postgres(pool) => {
                 let mut c = pool.get()?;
