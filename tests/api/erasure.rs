@@ -363,6 +363,40 @@ pub async fn erased_only_when_every_target_confirmed(db: Db) {
     assert_eq!(receipt["receipt"]["approver_role"], "not_required");
 }
 
+/// Two targets answering the same request at the same moment: each answer's
+/// transaction must see the other's, or neither completes the request and it
+/// stays `erasing` for good (found on PostgreSQL: write skew between two
+/// confirmations). Two job runners call the targets at once; the targets
+/// hold each call until the other target has one too.
+pub async fn two_targets_answering_at_once_erase_the_request(db: Db) {
+    let app = crate::helpers::spawn_app(db).await;
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let one = FakeTarget::start_gated(gate.clone()).await;
+    let two = FakeTarget::start_gated(gate).await;
+    let t = app.create_tenant("none").await;
+    add_target(&app, &t, "warehouse", &one.url, 5000).await;
+    add_target(&app, &t, "mail-archive", &two.url, 5000).await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(submit(&app, &t, &format!("u{n}")).await);
+    }
+    let now = Utc::now() + Duration::seconds(1);
+    let (a, b) = (app.runner.clone(), app.runner.clone());
+    let (pa, pb) = tokio::join!(a.run_due(now), b.run_due(now));
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    assert_eq!(pa.retried + pb.retried, 0, "{pa:?} {pb:?}");
+    assert_eq!(one.received().len(), 6);
+    assert_eq!(two.received().len(), 6);
+    for id in &ids {
+        assert_eq!(
+            request(&app, &t, id).await["state"],
+            "erased",
+            "request {id}"
+        );
+    }
+    assert!(app.lethe_bin(&["audit", "verify"]).status.success());
+}
+
 /// A tenant without targets confirms completion itself; platforms are called
 /// back, signed, on every state change.
 pub async fn platform_completion_and_signed_callbacks(db: Db) {

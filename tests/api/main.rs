@@ -118,6 +118,7 @@ erasure_on_both_backends!(
     refused_then_retried_after_a_fix,
     a_hanging_target_times_out_and_is_retried,
     erased_only_when_every_target_confirmed,
+    two_targets_answering_at_once_erase_the_request,
     platform_completion_and_signed_callbacks,
     callbacks_to_inside_addresses_are_refused,
 );

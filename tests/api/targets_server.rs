@@ -47,6 +47,9 @@ struct Script {
     /// Answer when the script is used up.
     fallback: Option<Reply>,
     received: Vec<Received>,
+    /// Answer only when as many calls as the barrier counts (across the
+    /// targets sharing it) are waiting, so their answers arrive together.
+    gate: Option<Arc<tokio::sync::Barrier>>,
 }
 
 #[derive(Clone)]
@@ -60,7 +63,7 @@ async fn handle(
     body: web::Bytes,
     script: web::Data<Arc<Mutex<Script>>>,
 ) -> HttpResponse {
-    let reply = {
+    let (reply, gate) = {
         let mut s = script.lock().unwrap();
         s.received.push(Received {
             headers: req
@@ -70,8 +73,13 @@ async fn handle(
                 .collect(),
             body: body.to_vec(),
         });
-        s.replies.pop_front().or(s.fallback).unwrap_or(reply(200))
+        let r = s.replies.pop_front().or(s.fallback).unwrap_or(reply(200));
+        (r, s.gate.clone())
     };
+    if let Some(gate) = gate {
+        // Bounded: a call without a partner is answered anyway.
+        let _ = tokio::time::timeout(Duration::from_secs(3), gate.wait()).await;
+    }
     if reply.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(reply.delay_ms)).await;
     }
@@ -81,10 +89,25 @@ async fn handle(
 
 impl FakeTarget {
     pub async fn start(replies: &[Reply]) -> Self {
-        let script = Arc::new(Mutex::new(Script {
+        Self::serve(Script {
             replies: replies.iter().copied().collect(),
             ..Script::default()
-        }));
+        })
+        .await
+    }
+
+    /// A target that answers 200 once `gate` has as many calls waiting as it
+    /// counts (see [`Script::gate`]).
+    pub async fn start_gated(gate: Arc<tokio::sync::Barrier>) -> Self {
+        Self::serve(Script {
+            gate: Some(gate),
+            ..Script::default()
+        })
+        .await
+    }
+
+    async fn serve(script: Script) -> Self {
+        let script = Arc::new(Mutex::new(script));
         let data = web::Data::new(script.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -93,7 +116,7 @@ impl FakeTarget {
                 .app_data(data.clone())
                 .default_service(web::to(handle))
         })
-        .workers(1)
+        .workers(2)
         .listen(listener)
         .unwrap()
         .run();
