@@ -27,13 +27,10 @@ pub fn complete_if_done(
     // Confirmations of two targets committing at once must not both miss
     // each other (see `targets::lock_request`).
     targets::lock_request(conn, id)?;
-    let r = requests::get(conn, tenant, id)?;
-    if !matches!(r.state, RequestState::Erasing | RequestState::Failed)
-        || !targets::all_confirmed(conn, id)?
-    {
+    if !targets::all_confirmed(conn, id)? {
         return Ok(false);
     }
-    requests::apply(
+    let done = requests::apply(
         conn,
         tenant,
         id,
@@ -45,8 +42,14 @@ pub fn complete_if_done(
         },
         workflow,
         now,
-    )?;
-    Ok(true)
+    );
+    match done {
+        Ok(_) => Ok(true),
+        // Neither erasing nor failed (erased already, or cancelled): the
+        // refused transition wrote nothing.
+        Err(StoreError::Transition(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Give up on a request's erasure: support must act.
