@@ -13,7 +13,9 @@ use super::openapi::ErrorBody;
 use super::state::AppState;
 use crate::domain::audit::{Actor, ActorKind};
 use crate::domain::deadline;
+use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::request::{ErasureRequest, NewErasure};
+use crate::domain::subject_key::SubjectKey;
 use crate::domain::values::{
     CallbackUrl, EmailAddress, Initiator, InvalidValue, Reason, SubjectId,
 };
@@ -263,42 +265,38 @@ pub async fn submit(
     let subject_key = state.subject_key.clone();
     let workflow = state.workflow.clone();
     let keys = state.submit_keys.clone();
-    let cached = keys.get(&digest);
-    // One checkout. A key seen recently is checked by the submission's own
-    // statement (on PostgreSQL: one round trip in all); otherwise, or when
-    // it changed since, the key and its tenant's settings are read first.
+    // A key seen recently: the submission is worked out here (hashes, rows),
+    // and its own write checks the key (on PostgreSQL: one statement).
+    let cached = match keys.get(&digest) {
+        Some(k) => {
+            let s = submission(&k, erasure.clone(), &workflow, &subject_key, idem.clone());
+            let prepared = requests::prepare(s, deadline::now()).map_err(ApiError::from)?;
+            Some((k, prepared))
+        }
+        None => None,
+    };
+    // One checkout. A key not seen recently, or changed since, is read first.
     let outcome = state
         .store
         .write_self_contained(move |conn| {
-            let now = deadline::now();
-            let submission = |k: &SubmitKey, erasure: NewErasure| Submission {
-                tenant: k.key.tenant_id,
-                policy: k.policy,
-                notify_subject: k.notify_subject,
-                workflow: &workflow,
-                actor: Actor::new(ActorKind::ApiKey, k.key.id.to_string()),
-                subject_hash: subject_key.hash(k.key.tenant_id, &erasure.subject_id),
-                erasure,
-                idempotency_key: idem.clone(),
-                batch_id: None,
-            };
-            if let Some(k) = cached {
+            if let Some((k, prepared)) = cached {
                 let guard = KeyGuard {
                     digest: &digest,
                     key_id: k.key.id.to_string(),
                     policy: k.policy,
                     notify_subject: k.notify_subject,
                 };
-                let s = submission(&k, erasure.clone());
-                if let Some(done) = requests::submit_checked(conn, s, &guard, now)? {
+                if let Some(done) = requests::submit_prepared(conn, prepared, Some(&guard))? {
                     return Ok(Some(done));
                 }
                 keys.forget(&digest);
             }
+            let now = deadline::now();
             let Some(k) = api_keys::find_active_for_submit(conn, &digest)? else {
                 return Ok(None);
             };
-            let done = requests::submit(conn, submission(&k, erasure), now)?;
+            let s = submission(&k, erasure, &workflow, &subject_key, idem);
+            let done = requests::submit(conn, s, now)?;
             keys.put(&digest, k);
             Ok(Some(done))
         })
@@ -306,6 +304,27 @@ pub async fn submit(
         .map_err(ApiError::from)?
         .ok_or_else(unknown_api_key)?;
     Ok(respond(&outcome, deadline::now()))
+}
+
+/// A single submission by the holder of `k`.
+fn submission<'a>(
+    k: &SubmitKey,
+    erasure: NewErasure,
+    workflow: &'a WorkflowPolicy,
+    subject_key: &SubjectKey,
+    idempotency_key: Option<String>,
+) -> Submission<'a> {
+    Submission {
+        tenant: k.key.tenant_id,
+        policy: k.policy,
+        notify_subject: k.notify_subject,
+        workflow,
+        actor: Actor::new(ActorKind::ApiKey, k.key.id.to_string()),
+        subject_hash: subject_key.hash(k.key.tenant_id, &erasure.subject_id),
+        erasure,
+        idempotency_key,
+        batch_id: None,
+    }
 }
 
 /// Why a submission was refused before its key was looked up.

@@ -200,24 +200,35 @@ pub struct KeyGuard<'a> {
     pub notify_subject: bool,
 }
 
-/// [`submit`], for a caller whose key is not checked yet: `None` (and nothing
-/// written) when `guard` no longer holds. On PostgreSQL the check is part of
-/// the submission's one statement.
-pub fn submit_checked(
-    conn: &mut Conn<'_>,
-    s: Submission<'_>,
-    guard: &KeyGuard<'_>,
-    now: DateTime<Utc>,
-) -> Result<Option<Submitted>, StoreError> {
-    submit_guarded(conn, s, Some(guard), now)
-}
-
 fn submit_guarded(
     conn: &mut Conn<'_>,
     s: Submission<'_>,
     guard: Option<&KeyGuard<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Option<Submitted>, StoreError> {
+    submit_prepared(conn, prepare(s, now)?, guard)
+}
+
+/// A submission with everything worked out that needs no database: the
+/// request row, its two audit events (hashed into its chain), the jobs it
+/// queues. Made before the write, so that SQLite's one writer spends its
+/// time writing (see [`submit_prepared`]).
+pub struct Prepared {
+    tenant: TenantId,
+    id: RequestId,
+    to: RequestState,
+    row: RequestRow,
+    events: [audit::AuditRow; 2],
+    planned: Vec<PlannedJob>,
+    /// Target calls (a tenant that needs no approval) are rows of their
+    /// own, read from the tenant's targets when written.
+    fans_out: bool,
+    idempotency_key: Option<String>,
+    now: DateTime<Utc>,
+}
+
+/// Work out a submission at `now` (see [`Prepared`]).
+pub fn prepare(s: Submission<'_>, now: DateTime<Utc>) -> Result<Prepared, StoreError> {
     let id = RequestId::new();
     let first = s.policy.first_event();
     let to = transition(RequestState::Pending, first)?;
@@ -287,15 +298,44 @@ fn submit_guarded(
     f.on_submit = true;
     f.has_callback = e.callback_url.is_some();
     let planned = jobs_on_entering(to, &f);
-    let events = [received, routed];
-    // Target calls (a tenant that needs no approval) are rows of their own,
-    // written after the request's: those go the long way.
     let fans_out = planned.iter().any(|p| p.kind == JobKind::StartErasure);
+    Ok(Prepared {
+        tenant: s.tenant,
+        id,
+        to,
+        row,
+        events: [received, routed],
+        planned,
+        fans_out,
+        idempotency_key: s.idempotency_key,
+        now,
+    })
+}
+
+/// Write a prepared submission: `None` (and nothing written) when `guard`
+/// no longer holds. On PostgreSQL, unless it fans out to targets, it is one
+/// statement (key check included).
+pub fn submit_prepared(
+    conn: &mut Conn<'_>,
+    p: Prepared,
+    guard: Option<&KeyGuard<'_>>,
+) -> Result<Option<Submitted>, StoreError> {
+    let Prepared {
+        tenant,
+        id,
+        to,
+        row,
+        events,
+        planned,
+        fans_out,
+        idempotency_key,
+        now,
+    } = p;
     let outcome = match conn {
         Conn::Pg(c) if !fans_out => {
             let jobs: Vec<JobRow> = planned
                 .iter()
-                .map(|p| JobRow::planned(p, Some(s.tenant), Some(id), now))
+                .map(|p| JobRow::planned(p, Some(tenant), Some(id), now))
                 .collect();
             one_statement::InsertSubmission::new(guard, &row, &events, &jobs).run(c)?
         }
@@ -318,14 +358,14 @@ fn submit_guarded(
                 return Ok(Outcome::Conflict);
             }
             audit::insert(conn, &events)?;
-            let follow_up = plan_rows(conn, &planned, s.tenant, id, now)?;
+            let follow_up = plan_rows(conn, &planned, tenant, id, now)?;
             jobs::enqueue(conn, &follow_up)?;
             Ok(Outcome::Inserted)
         })?,
     };
     match outcome {
         Outcome::KeyChanged => return Ok(None),
-        Outcome::Conflict => return on_conflict(conn, &s, &row).map(Some),
+        Outcome::Conflict => return on_conflict(conn, idempotency_key.as_deref(), &row).map(Some),
         Outcome::Inserted => {}
     }
     crate::metrics::transition("new", RequestState::Pending.as_str());
@@ -337,10 +377,10 @@ fn submit_guarded(
 /// subject's open request.
 fn on_conflict(
     conn: &mut Conn<'_>,
-    s: &Submission<'_>,
+    idempotency_key: Option<&str>,
     row: &RequestRow,
 ) -> Result<Submitted, StoreError> {
-    if let Some(key) = &s.idempotency_key {
+    if let Some(key) = idempotency_key {
         if let Some(existing) = by_idempotency_key(conn, &row.tenant_id, key)? {
             if existing.fingerprint != row.fingerprint {
                 return Err(StoreError::IdempotencyKeyReused);
