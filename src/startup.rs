@@ -121,6 +121,9 @@ impl Application {
                 .app_data(limits.clone())
                 .configure(http::routes)
         })
+        // Database work runs on each worker's blocking threads; more of them
+        // than the pool has connections would only wait (and cost memory).
+        .worker_max_blocking_threads(settings.store.pg_pool_size.max(8) as usize)
         .client_request_timeout(settings.http.client_request_timeout)
         .keep_alive(settings.http.keep_alive)
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
