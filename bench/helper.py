@@ -555,6 +555,15 @@ def cpu_total(r):
     return sum(r.get(k) or 0.0 for k in ("lethe_cpu_us", "pg_cpu_us", "client_cpu_us"))
 
 
+def emit(lines, path=None):
+    """Print a report's lines; with `path`, also write them there."""
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if path:
+        with open(path, "w") as f:
+            f.write(text)
+
+
 def report(args):
     rows = merge_parts([json.loads(l) for l in open(args.results) if l.strip()])
     meta = json.load(open(args.meta))
@@ -699,11 +708,7 @@ def report(args):
               f"| {fmt(r['rate'])} tx/s |")
     w("")
     w(f"Command: `{meta['command']}`")
-    text = "\n".join(out) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit(out, args.out)
 
 
 def main():

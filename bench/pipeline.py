@@ -25,8 +25,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helper import (  # noqa: E402  (bench/run's helpers: /proc readers, percentiles)
+from helper import (  # noqa: E402  (bench/run's helpers: /proc readers, percentiles, report)
     CLK_TCK,
+    emit,
+    fmt,
     machine_cpu,
     percentile,
     postgres_cpu,
@@ -74,6 +76,20 @@ def approval_links(raw):
         if part.get_content_maintype() == "text":
             links.update(APPROVAL_LINK.findall(part.get_content().encode()))
     return sorted(links)
+
+
+async def serve_until_stopped(server, stop, args, stats):
+    """Serve until a signal or args.max_seconds, writing stats (and own CPU) every second."""
+    stop_on_signals(asyncio.get_running_loop(), stop)
+    deadline = time.monotonic() + args.max_seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        write_json(args.stats, dict(stats, cpu_s=self_cpu()))
+        try:
+            await asyncio.wait_for(stop.wait(), 1)
+        except asyncio.TimeoutError:
+            pass
+    server.close()
+    write_json(args.stats, dict(stats, cpu_s=self_cpu()))
 
 
 async def smtp_sink(args):
@@ -127,16 +143,7 @@ async def smtp_sink(args):
             writer.close()
 
     server = await asyncio.start_server(session, LOOPBACK, args.port, limit=16 * 1024 * 1024)
-    stop_on_signals(asyncio.get_running_loop(), stop)
-    deadline = time.monotonic() + args.max_seconds
-    while not stop.is_set() and time.monotonic() < deadline:
-        write_json(args.stats, dict(stats, cpu_s=self_cpu()))
-        try:
-            await asyncio.wait_for(stop.wait(), 1)
-        except asyncio.TimeoutError:
-            pass
-    server.close()
-    write_json(args.stats, dict(stats, cpu_s=self_cpu()))
+    await serve_until_stopped(server, stop, args, stats)
 
 
 def smtp_rate(args):
@@ -254,16 +261,7 @@ async def target(args):
             writer.close()
 
     server = await asyncio.start_server(session, LOOPBACK, args.port)
-    stop_on_signals(asyncio.get_running_loop(), stop)
-    deadline = time.monotonic() + args.max_seconds
-    while not stop.is_set() and time.monotonic() < deadline:
-        write_json(args.stats, dict(stats, cpu_s=self_cpu()))
-        try:
-            await asyncio.wait_for(stop.wait(), 1)
-        except asyncio.TimeoutError:
-            pass
-    server.close()
-    write_json(args.stats, dict(stats, cpu_s=self_cpu()))
+    await serve_until_stopped(server, stop, args, stats)
 
 
 # ---------------------------------------------------------------- HTTP client
@@ -720,14 +718,6 @@ async def approve_pass(args):
 # ---------------------------------------------------------------- the report
 
 
-def fmt(x, digits=0):
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:,.{digits}f}"
-    return f"{x:,}"
-
-
 def us_per(seconds, n):
     return fmt(seconds / n * 1e6) if seconds is not None and n else "–"
 
@@ -851,11 +841,7 @@ def report(args):
       "decision); \"other processes\" is busy time no party of the run used.")
     w("")
     w(f"Command: `{meta['command']}`")
-    text = "\n".join(out) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit(out, args.out)
 
 
 # ---------------------------------------------------------------- main

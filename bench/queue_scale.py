@@ -31,7 +31,7 @@ import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helper import free_port, healthz, machine_cpu, postgres_cpu, proc_cpu  # noqa: E402
+from helper import emit, fmt, free_port, healthz, machine_cpu, postgres_cpu, proc_cpu  # noqa: E402
 
 # ---------------------------------------------------------------- the mix
 #
@@ -641,14 +641,6 @@ def run_size(args):
 # ---------------------------------------------------------------- report
 
 
-def fmt(x, digits=0):
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:,.{digits}f}"
-    return f"{x:,}"
-
-
 def report(args):
     rows = [json.loads(line) for line in open(args.results) if line.strip()]
     meta = json.load(open(args.meta))
@@ -724,11 +716,7 @@ def report(args):
     w("")
     w(f"Cores busy with other work before the run: {meta['background_busy_pct']} %. "
       f"Command: `{meta['command']}`")
-    text = "\n".join(out) + "\n"
-    sys.stdout.write(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    emit(out, args.out)
 
 
 def main():

@@ -14,7 +14,7 @@ use crate::email::views::{self, ApprovalMail};
 use crate::email::SendError;
 use crate::store::approvals::{self, LinkTarget};
 use crate::store::jobs::JobRow;
-use crate::store::{requests, tenants, StoreError};
+use crate::store::{requests, tenants, Conn, StoreError};
 
 fn mail_error(e: SendError) -> JobError {
     match e {
@@ -36,9 +36,9 @@ pub(super) async fn note(
 }
 
 /// Record an event on each of `ids` in one transaction and, with `finish`,
-/// mark the job finished in it too; retried if a concurrent write moved a
-/// chain head. Failure is logged, not returned: what it records (an email)
-/// has happened. `Done::Recorded` when the job was marked finished.
+/// mark the job finished in it too (see [`write_on_chain`]). Failure is
+/// logged, not returned: what it records (an email) has happened.
+/// `Done::Recorded` when the job was marked finished.
 pub(super) async fn note_all(
     ctx: &JobContext,
     tenant: TenantId,
@@ -47,47 +47,58 @@ pub(super) async fn note_all(
     detail: serde_json::Value,
     finish: Option<Finish>,
 ) -> Done {
+    let n = ids.len();
+    let recorded = finish.is_some();
     let ids = std::sync::Arc::new(ids);
     let detail = detail.to_string();
-    for _ in 0..5 {
-        let (these, detail, finishing) = (ids.clone(), detail.clone(), finish.clone());
-        let r = ctx
-            .store
-            .write(move |conn| {
-                let now = crate::domain::deadline::now();
-                for id in these.iter() {
-                    requests::note(
-                        conn,
-                        tenant,
-                        *id,
-                        what,
-                        &Actor::system("worker"),
-                        Some(detail.clone()),
-                        now,
-                    )?;
-                }
-                if let Some(f) = &finishing {
-                    f.record(conn)?;
-                }
-                Ok(())
-            })
-            .await;
-        match r {
-            Ok(()) if finish.is_some() => return Done::Recorded,
-            Ok(()) => return Done::ToRecord,
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => {
-                tracing::error!(requests = ids.len(), event = what, error = %e, "could not record an audit event");
-                return Done::ToRecord;
-            }
+    let written = write_on_chain(ctx, move |conn| {
+        let now = crate::domain::deadline::now();
+        for id in ids.iter() {
+            requests::note(
+                conn,
+                tenant,
+                *id,
+                what,
+                &Actor::system("worker"),
+                Some(detail.clone()),
+                now,
+            )?;
+        }
+        if let Some(f) = &finish {
+            f.record(conn)?;
+        }
+        Ok(())
+    })
+    .await;
+    match written {
+        Ok(()) if recorded => Done::Recorded,
+        Ok(()) => Done::ToRecord,
+        Err(e) => {
+            tracing::error!(requests = n, event = what, error = %e, "could not record an audit event");
+            Done::ToRecord
         }
     }
-    tracing::error!(
-        requests = ids.len(),
-        event = what,
-        "could not record an audit event: its requests kept changing"
-    );
-    Done::ToRecord
+}
+
+/// Attempts of a write whose audit events can meet a concurrent write.
+const CHAIN_TRIES: usize = 5;
+
+/// Run `f` as one write, again (up to [`CHAIN_TRIES`] times) while a
+/// concurrent write moves the audit chain head of a request it notes under
+/// it (`StoreError::Conflict`: nothing was written).
+pub(super) async fn write_on_chain<T, F>(ctx: &JobContext, f: F) -> Result<T, StoreError>
+where
+    F: Fn(&mut Conn<'_>) -> Result<T, StoreError> + Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let mut last = StoreError::Conflict("the request's audit chain kept moving");
+    for _ in 0..CHAIN_TRIES {
+        match ctx.store.write(f.clone()).await {
+            Err(e @ StoreError::Conflict(_)) => last = e,
+            done => return done,
+        }
+    }
+    Err(last)
 }
 
 async fn load(ctx: &JobContext, id: RequestId) -> Result<(ErasureRequest, Tenant), JobError> {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::approval::note_all;
+use super::approval::{note_all, write_on_chain};
 use super::{payload, request_of, Done, Finish, JobContext, JobError};
 use crate::domain::audit::Actor;
 use crate::domain::signature;
@@ -389,36 +389,24 @@ pub(super) async fn scrub(
 ) -> Result<Done, JobError> {
     let id = request_of(job)?;
     let finish = Finish::of(job, now);
-    // The scrub, its audit event and the job's end in one transaction
-    // (again if a concurrent note moved the request's audit chain).
-    for _ in 0..5 {
-        let finish = finish.clone();
-        let r = ctx
-            .store
-            .write(move |conn| {
-                let r = requests::get_any(conn, id)?;
-                if requests::scrub(conn, id, now)? {
-                    requests::note(
-                        conn,
-                        r.tenant_id,
-                        id,
-                        "personal_data_scrubbed",
-                        &Actor::system("worker"),
-                        Some("{}".to_owned()),
-                        now,
-                    )?;
-                }
-                finish.record(conn)
-            })
-            .await;
-        match r {
-            Err(StoreError::Conflict(_)) => continue,
-            r => return r.map(|()| Done::Recorded).map_err(JobError::from),
+    // The scrub, its audit event and the job's end in one transaction.
+    write_on_chain(ctx, move |conn| {
+        let r = requests::get_any(conn, id)?;
+        if requests::scrub(conn, id, now)? {
+            requests::note(
+                conn,
+                r.tenant_id,
+                id,
+                "personal_data_scrubbed",
+                &Actor::system("worker"),
+                Some("{}".to_owned()),
+                now,
+            )?;
         }
-    }
-    Err(JobError::Retry(
-        "the request's audit chain kept moving".into(),
-    ))
+        finish.record(conn)
+    })
+    .await?;
+    Ok(Done::Recorded)
 }
 
 pub(super) async fn send_receipt(

@@ -459,6 +459,11 @@ impl Store {
         T: Send + 'static,
     {
         let result = self.write_quietly(f).await;
+        self.woken_after(result)
+    }
+
+    /// Wake those waiting on [`Store::written`] if `result` is a committed write.
+    fn woken_after<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if result.is_ok() {
             self.written.notify_waiters();
         }
@@ -508,10 +513,7 @@ impl Store {
                 .await
             }
         };
-        if result.is_ok() {
-            self.written.notify_waiters();
-        }
-        result
+        self.woken_after(result)
     }
 
     /// Resolves after the next committed write through this handle.

@@ -185,7 +185,7 @@ pub fn submit(
     s: Submission<'_>,
     now: DateTime<Utc>,
 ) -> Result<Submitted, StoreError> {
-    submit_guarded(conn, s, None, now)?
+    submit_prepared(conn, prepare(s, now)?, None)?
         .ok_or_else(|| StoreError::Internal("unguarded submission refused".into()))
 }
 
@@ -198,15 +198,6 @@ pub struct KeyGuard<'a> {
     pub key_id: String,
     pub policy: ApprovalPolicy,
     pub notify_subject: bool,
-}
-
-fn submit_guarded(
-    conn: &mut Conn<'_>,
-    s: Submission<'_>,
-    guard: Option<&KeyGuard<'_>>,
-    now: DateTime<Utc>,
-) -> Result<Option<Submitted>, StoreError> {
-    submit_prepared(conn, prepare(s, now)?, guard)
 }
 
 /// A submission with everything worked out that needs no database: the

@@ -164,6 +164,40 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn admin_patch(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The id of the tenant's first API key, from the admin API.
+    pub async fn first_key_id(&self, t: &Tenant) -> String {
+        let keys: Value = self
+            .client
+            .get(self.url(&format!("/v1/tenants/{}/api-keys", t.id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        keys["data"][0]["id"].as_str().expect("a key").to_owned()
+    }
+
     pub async fn create_tenant(&self, policy: &str) -> Tenant {
         if policy == "none" {
             self.create_tenant_from(json!({ "name": "Acme US", "approval_policy": "none" }))

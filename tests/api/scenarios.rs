@@ -712,34 +712,16 @@ pub async fn revoked_keys_stop_working_at_once(app: TestApp) {
         app.get(&t, "/v1/erasure-requests").await.status(),
         StatusCode::OK
     );
-    let keys: Value = app
-        .client
-        .get(app.url(&format!("/v1/tenants/{}/api-keys", t.id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key_id = keys["data"][0]["id"].as_str().unwrap();
+    let key_id = app.first_key_id(&t).await;
     let other = app.create_tenant("privacy_contact").await;
     // Another tenant's path cannot revoke it.
     let r = app
-        .client
-        .delete(app.url(&format!("/v1/tenants/{}/api-keys/{key_id}", other.id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .admin_delete(&format!("/v1/tenants/{}/api-keys/{key_id}", other.id))
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = app
-        .client
-        .delete(app.url(&format!("/v1/tenants/{}/api-keys/{key_id}", t.id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .admin_delete(&format!("/v1/tenants/{}/api-keys/{key_id}", t.id))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app.get(&t, "/v1/erasure-requests").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -761,13 +743,11 @@ pub async fn submissions_see_key_and_policy_changes_at_once(app: TestApp) {
     // The tenant stops asking for approval: the next submission is approved
     // on the spot.
     let r = app
-        .client
-        .patch(app.url(&format!("/v1/tenants/{}", t.id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "approval_policy": "none" }))
-        .send()
-        .await
-        .unwrap();
+        .admin_patch(
+            &format!("/v1/tenants/{}", t.id),
+            &json!({ "approval_policy": "none" }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app.submit(&t, &json!({ "subject_id": "k2" })).await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -776,36 +756,20 @@ pub async fn submissions_see_key_and_policy_changes_at_once(app: TestApp) {
     assert_ne!(v["state"], "pending", "{v}");
     // And back: approval is asked for again.
     let r = app
-        .client
-        .patch(app.url(&format!("/v1/tenants/{}", t.id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "approval_policy": "privacy_contact" }))
-        .send()
-        .await
-        .unwrap();
+        .admin_patch(
+            &format!("/v1/tenants/{}", t.id),
+            &json!({ "approval_policy": "privacy_contact" }),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app.submit(&t, &json!({ "subject_id": "k3" })).await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["state"], "awaiting_approval", "{v}");
     // Revoked: the very next submission is refused and writes nothing.
-    let keys: Value = app
-        .client
-        .get(app.url(&format!("/v1/tenants/{}/api-keys", t.id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key_id = keys["data"][0]["id"].as_str().unwrap();
+    let key_id = app.first_key_id(&t).await;
     let r = app
-        .client
-        .delete(app.url(&format!("/v1/tenants/{}/api-keys/{key_id}", t.id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .admin_delete(&format!("/v1/tenants/{}/api-keys/{key_id}", t.id))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let before = app.count("erasure_requests").await;
     let r = app.submit(&t, &json!({ "subject_id": "k4" })).await;
