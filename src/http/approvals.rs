@@ -18,7 +18,7 @@ use crate::domain::{RequestId, RequestState};
 use crate::email::texts::{rejection_label, texts, Texts};
 use crate::email::views::ItemView;
 use crate::store::approvals::{self, Link, LinkTarget};
-use crate::store::requests::{self, Change};
+use crate::store::requests::{self, Change, Held};
 use crate::store::{tenants, Conn, StoreError};
 
 #[derive(Template)]
@@ -100,22 +100,42 @@ struct Loaded {
 }
 
 fn load(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Loaded>, StoreError> {
+    Ok(load_to_decide(conn, digest, false)?.map(|(l, _)| l))
+}
+
+/// [`load`]; with `hold`, in a write transaction, a link for one request
+/// also holds that request (`requests::hold`) for the decision to apply to
+/// without reading it again.
+fn load_to_decide(
+    conn: &mut Conn<'_>,
+    digest: &SecretDigest,
+    hold: bool,
+) -> Result<Option<(Loaded, Option<Held>)>, StoreError> {
     let Some(link) = approvals::find(conn, digest)? else {
         return Ok(None);
     };
     let tenant = tenants::get(conn, link.tenant)?;
-    let items = match link.target {
-        LinkTarget::Request(id) => vec![requests::get_any(conn, id)?]
-            .into_iter()
-            .filter(|r| r.state == RequestState::AwaitingApproval)
-            .collect(),
-        LinkTarget::Batch(b) => requests::batch_awaiting(conn, link.tenant, b)?,
+    let (items, held) = match link.target {
+        LinkTarget::Request(id) if hold => {
+            let held = requests::hold(conn, link.tenant, id)?;
+            let r = held.request()?;
+            (vec![r], Some(held))
+        }
+        LinkTarget::Request(id) => (vec![requests::get_any(conn, id)?], None),
+        LinkTarget::Batch(b) => (requests::batch_awaiting(conn, link.tenant, b)?, None),
     };
-    Ok(Some(Loaded {
-        link,
-        tenant,
-        items,
-    }))
+    let items = items
+        .into_iter()
+        .filter(|r| r.state == RequestState::AwaitingApproval)
+        .collect();
+    Ok(Some((
+        Loaded {
+            link,
+            tenant,
+            items,
+        },
+        held,
+    )))
 }
 
 fn token_digest(token: &str) -> Option<SecretDigest> {
@@ -277,7 +297,7 @@ pub async fn decide(
     let outcome = state
         .store
         .write(move |conn| {
-            let Some(l) = load(conn, &digest)? else {
+            let Some((l, mut held)) = load_to_decide(conn, &digest, true)? else {
                 return Ok(Decided::Unknown);
             };
             let now = deadline::now();
@@ -304,19 +324,16 @@ pub async fn decide(
                         Some((code.as_str(), explanation.as_str())),
                     ),
                 };
-                requests::apply(
-                    conn,
-                    l.link.tenant,
-                    *id,
-                    Change {
-                        event: d.event(),
-                        actor: &actor,
-                        detail: Some(detail.to_string()),
-                        decision,
-                    },
-                    &workflow,
-                    now,
-                )?;
+                let change = Change {
+                    event: d.event(),
+                    actor: &actor,
+                    detail: Some(detail.to_string()),
+                    decision,
+                };
+                match held.as_mut() {
+                    Some(h) => requests::apply_held(conn, h, change, &workflow, now)?,
+                    None => requests::apply(conn, l.link.tenant, *id, change, &workflow, now)?,
+                };
                 match d {
                     Decision::Approve => approved += 1,
                     Decision::Reject { .. } => rejected += 1,

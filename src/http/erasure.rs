@@ -95,23 +95,23 @@ pub async fn confirm(
         .write(move |conn| {
             let now = deadline::now();
             // Other targets' answers to this request wait for this one.
-            targets::lock_request(conn, id)?;
+            let mut held = requests::hold(conn, tenant, id)?;
             let call = targets::call(conn, id, &target_id)?;
             if call.status() != CallStatus::Confirmed {
                 targets::record(conn, id, &target_id, CallStatus::Confirmed, None, None, now)?;
-                requests::note(
+                requests::note_held(
                     conn,
-                    tenant,
-                    id,
+                    &mut held,
                     "target_confirmed",
                     &Actor::system("target"),
                     Some(serde_json::json!({ "target_id": target_id, "late": true }).to_string()),
                     now,
+                    None,
                 )?;
-                complete_if_done(conn, tenant, id, &workflow, now)?;
+                complete_if_done(conn, &mut held, id, &workflow, now)?;
             }
             let call = targets::call(conn, id, &target_id)?;
-            Ok((call, requests::get(conn, tenant, id)?.state))
+            Ok((call, held.state()?))
         })
         .await
         .map_err(|e| match e {

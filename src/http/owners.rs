@@ -301,24 +301,26 @@ pub async fn report(
                 ),
             };
             let (tenant, id, target_id) = (l.link.tenant, l.request.id, l.target.id.clone());
+            // Before the report: other targets' answers to this request wait.
+            let mut held = requests::hold(conn, tenant, id)?;
             if !targets::owner_report(conn, id, &target_id, status, &owner, note.as_deref(), now)? {
                 return Ok(Reported::NotOpen(Standing::Settled, l.locale()));
             }
             let actor = Actor::new(ActorKind::TargetOwner, format!("link:{}", l.link.id));
-            requests::note(
+            requests::note_held(
                 conn,
-                tenant,
-                id,
+                &mut held,
                 what,
                 &actor,
                 Some(serde_json::json!({ "target_id": target_id, "manual": true }).to_string()),
                 now,
+                None,
             )?;
             match report {
                 OwnerReport::Erased => {
-                    complete_if_done(conn, tenant, id, &workflow, now)?;
+                    complete_if_done(conn, &mut held, id, &workflow, now)?;
                 }
-                OwnerReport::Impossible(_) => fail(conn, tenant, id, &target_id, &workflow, now)?,
+                OwnerReport::Impossible(_) => fail(conn, &mut held, &target_id, &workflow, now)?,
             }
             Ok(Reported::Done(l.locale(), status == CallStatus::Confirmed))
         })

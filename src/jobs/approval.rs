@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{payload, request_of, Done, Finish, JobContext, JobError};
+use super::{payload, request_of, tenant_of, Done, Finish, JobContext, JobError};
 use crate::domain::approval::TOKEN_PREFIX;
 use crate::domain::audit::Actor;
 use crate::domain::outbox::JobKind;
@@ -14,7 +14,7 @@ use crate::email::views::{self, ApprovalMail};
 use crate::email::SendError;
 use crate::store::approvals::{self, LinkTarget};
 use crate::store::jobs::JobRow;
-use crate::store::{requests, tenants, Conn, StoreError};
+use crate::store::{requests, tenants, StoreError};
 
 fn mail_error(e: SendError) -> JobError {
     match e {
@@ -36,7 +36,7 @@ pub(super) async fn note(
 }
 
 /// Record an event on each of `ids` in one transaction and, with `finish`,
-/// mark the job finished in it too (see [`write_on_chain`]). Failure is
+/// mark the job finished in it too. Failure is
 /// logged, not returned: what it records (an email) has happened.
 /// `Done::Recorded` when the job was marked finished.
 pub(super) async fn note_all(
@@ -51,25 +51,30 @@ pub(super) async fn note_all(
     let recorded = finish.is_some();
     let ids = std::sync::Arc::new(ids);
     let detail = detail.to_string();
-    let written = write_on_chain(ctx, move |conn| {
-        let now = crate::domain::deadline::now();
-        for id in ids.iter() {
-            requests::note(
-                conn,
-                tenant,
-                *id,
-                what,
-                &Actor::system("worker"),
-                Some(detail.clone()),
-                now,
-            )?;
-        }
-        if let Some(f) = &finish {
-            f.record(conn)?;
-        }
-        Ok(())
-    })
-    .await;
+    let written = ctx
+        .store
+        .write(move |conn| {
+            let now = crate::domain::deadline::now();
+            for (i, id) in ids.iter().enumerate() {
+                let mut held = requests::hold(conn, tenant, *id)?;
+                // The job ends with the last note.
+                let end = finish.as_ref().filter(|_| i + 1 == ids.len());
+                requests::note_held(
+                    conn,
+                    &mut held,
+                    what,
+                    &Actor::system("worker"),
+                    Some(detail.clone()),
+                    now,
+                    end.map(Finish::end),
+                )?;
+            }
+            match &finish {
+                Some(f) if ids.is_empty() => f.record(conn),
+                _ => Ok(()),
+            }
+        })
+        .await;
     match written {
         Ok(()) if recorded => Done::Recorded,
         Ok(()) => Done::ToRecord,
@@ -78,27 +83,6 @@ pub(super) async fn note_all(
             Done::ToRecord
         }
     }
-}
-
-/// Attempts of a write whose audit events can meet a concurrent write.
-const CHAIN_TRIES: usize = 5;
-
-/// Run `f` as one write, again (up to [`CHAIN_TRIES`] times) while a
-/// concurrent write moves the audit chain head of a request it notes under
-/// it (`StoreError::Conflict`: nothing was written).
-pub(super) async fn write_on_chain<T, F>(ctx: &JobContext, f: F) -> Result<T, StoreError>
-where
-    F: Fn(&mut Conn<'_>) -> Result<T, StoreError> + Clone + Send + 'static,
-    T: Send + 'static,
-{
-    let mut last = StoreError::Conflict("the request's audit chain kept moving");
-    for _ in 0..CHAIN_TRIES {
-        match ctx.store.write(f.clone()).await {
-            Err(e @ StoreError::Conflict(_)) => last = e,
-            done => return done,
-        }
-    }
-    Err(last)
 }
 
 async fn load(ctx: &JobContext, id: RequestId) -> Result<(ErasureRequest, Tenant), JobError> {
@@ -189,12 +173,7 @@ fn batch_of(job: &JobRow) -> Result<(TenantId, BatchId), JobError> {
         .as_str()
         .and_then(|b| b.parse().ok())
         .ok_or_else(|| JobError::Permanent("the job names no batch".into()))?;
-    let tenant = job
-        .tenant_id
-        .as_deref()
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| JobError::Permanent("the job names no tenant".into()))?;
-    Ok((tenant, batch))
+    Ok((tenant_of(job)?, batch))
 }
 
 pub(super) async fn send_for_batch(

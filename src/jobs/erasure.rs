@@ -2,38 +2,43 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::approval::{note_all, write_on_chain};
-use super::{payload, request_of, Done, Finish, JobContext, JobError};
+use super::approval::note_all;
+use super::{payload, request_of, tenant_of, Done, Finish, JobContext, JobError};
 use crate::domain::audit::Actor;
 use crate::domain::signature;
+use crate::domain::state::transition;
 use crate::domain::target::{classify, Answer, CallStatus, TargetKind};
-use crate::domain::{Event, RequestId, RequestState, TenantId};
+use crate::domain::{Event, RequestId, RequestState};
 use crate::email::views;
 use crate::email::SendError;
-use crate::store::requests::{self, Change};
+use crate::store::requests::{self, Change, Held};
 use crate::store::{receipts, targets, tenants, StoreError};
 
 const USER_AGENT: &str = concat!("lethe/", env!("CARGO_PKG_VERSION"));
 
-/// Move the request to `erased` once every target has confirmed. Call it in
-/// the transaction that recorded a confirmation, after recording it.
+/// Move the held request to `erased` once every target has confirmed. Call
+/// it in the transaction that recorded a confirmation, after recording it,
+/// holding the request from before that record: confirmations of two targets
+/// committing at once must not both miss each other. Under READ COMMITTED,
+/// two transactions that each record their own call and then read all calls
+/// see neither the other's confirmation, and the request would stay
+/// `erasing` for good; holding the row makes the second wait for the first
+/// to commit, and its next statement sees both.
 pub fn complete_if_done(
     conn: &mut crate::store::Conn<'_>,
-    tenant: TenantId,
+    held: &mut Held,
     id: RequestId,
     workflow: &crate::domain::outbox::WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    // Confirmations of two targets committing at once must not both miss
-    // each other (see `targets::lock_request`).
-    targets::lock_request(conn, id)?;
-    if !targets::all_confirmed(conn, id)? {
+    // Neither erasing nor failed (erased already, or cancelled), or still
+    // waiting for a target.
+    if transition(held.state()?, Event::Complete).is_err() || !targets::all_confirmed(conn, id)? {
         return Ok(false);
     }
-    let done = requests::apply(
+    requests::apply_held(
         conn,
-        tenant,
-        id,
+        held,
         Change {
             event: Event::Complete,
             actor: &Actor::system("targets"),
@@ -42,33 +47,24 @@ pub fn complete_if_done(
         },
         workflow,
         now,
-    );
-    match done {
-        Ok(_) => Ok(true),
-        // Neither erasing nor failed (erased already, or cancelled): the
-        // refused transition wrote nothing.
-        Err(StoreError::Transition(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
+    )?;
+    Ok(true)
 }
 
-/// Give up on a request's erasure: support must act.
+/// Give up on a held request's erasure: support must act.
 pub fn fail(
     conn: &mut crate::store::Conn<'_>,
-    tenant: TenantId,
-    id: RequestId,
+    held: &mut Held,
     target: &str,
     workflow: &crate::domain::outbox::WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let r = requests::get(conn, tenant, id)?;
-    if r.state != RequestState::Erasing {
+    if held.state()? != RequestState::Erasing {
         return Ok(());
     }
-    requests::apply(
+    requests::apply_held(
         conn,
-        tenant,
-        id,
+        held,
         Change {
             event: Event::Fail,
             actor: &Actor::system("targets"),
@@ -106,8 +102,7 @@ pub(super) async fn call_target(
         .store
         .read(move |conn| {
             let r = requests::get_any(conn, id)?;
-            let t = targets::find(conn, r.tenant_id, &t_id)?;
-            let c = targets::call(conn, id, &t_id)?;
+            let (c, t) = targets::call_with_target(conn, id, &t_id)?;
             Ok((r, t, c))
         })
         .await?;
@@ -232,28 +227,27 @@ pub(super) async fn call_target(
         .write(move |conn| {
             // First, so that the other targets' answers to this request wait
             // for this one (and the audit chain never sees two writers).
-            targets::lock_request(conn, id)?;
+            let mut held = requests::hold(conn, tenant, id)?;
             targets::record(conn, id, &tid, status, code, err_text.as_deref(), now)?;
             if let Some(what) = what {
-                requests::note(
+                // The job ends with the note (`finish` is there exactly
+                // when `what` is).
+                requests::note_held(
                     conn,
-                    tenant,
-                    id,
+                    &mut held,
                     what,
                     &Actor::system("worker"),
                     Some(serde_json::json!({ "target_id": tid, "status_code": code }).to_string()),
                     now,
+                    finish.as_ref().map(Finish::end),
                 )?;
             }
             match answer {
                 Answer::Erased => {
-                    complete_if_done(conn, tenant, id, &workflow, now)?;
+                    complete_if_done(conn, &mut held, id, &workflow, now)?;
                 }
-                Answer::Refused => fail(conn, tenant, id, &tid, &workflow, now)?,
+                Answer::Refused => fail(conn, &mut held, &tid, &workflow, now)?,
                 _ => {}
-            }
-            if let Some(f) = &finish {
-                f.record(conn)?;
             }
             Ok(())
         })
@@ -283,7 +277,7 @@ pub(super) async fn on_call_dead(
     let workflow = ctx.workflow.clone();
     ctx.store
         .write(move |conn| {
-            let r = requests::get_any(conn, id)?;
+            let mut held = requests::hold_any(conn, id)?;
             targets::record(
                 conn,
                 id,
@@ -293,7 +287,7 @@ pub(super) async fn on_call_dead(
                 Some("retries exhausted"),
                 now,
             )?;
-            fail(conn, r.tenant_id, id, &target, &workflow, now)
+            fail(conn, &mut held, &target, &workflow, now)
         })
         .await
 }
@@ -390,22 +384,20 @@ pub(super) async fn scrub(
     let id = request_of(job)?;
     let finish = Finish::of(job, now);
     // The scrub, its audit event and the job's end in one transaction.
-    write_on_chain(ctx, move |conn| {
-        let r = requests::get_any(conn, id)?;
-        if requests::scrub(conn, id, now)? {
-            requests::note(
+    ctx.store
+        .write(move |conn| match requests::scrub(conn, id, now)? {
+            Some(mut held) => requests::note_held(
                 conn,
-                r.tenant_id,
-                id,
+                &mut held,
                 "personal_data_scrubbed",
                 &Actor::system("worker"),
                 Some("{}".to_owned()),
                 now,
-            )?;
-        }
-        finish.record(conn)
-    })
-    .await?;
+                Some(finish.end()),
+            ),
+            None => finish.record(conn),
+        })
+        .await?;
     Ok(Done::Recorded)
 }
 
@@ -414,13 +406,12 @@ pub(super) async fn send_receipt(
     job: &crate::store::jobs::JobRow,
     now: DateTime<Utc>,
 ) -> Result<Done, JobError> {
-    let id = request_of(job)?;
+    let (id, tenant_id) = (request_of(job)?, tenant_of(job)?);
     let (tenant, body) = ctx
         .store
         .read(move |conn| {
-            let r = requests::get_any(conn, id)?;
-            let t = tenants::get(conn, r.tenant_id)?;
-            let b = receipts::body(conn, r.tenant_id, id)?;
+            let t = tenants::get(conn, tenant_id)?;
+            let b = receipts::body(conn, tenant_id, id)?;
             Ok((t, b))
         })
         .await?;

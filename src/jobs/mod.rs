@@ -69,6 +69,12 @@ impl Finish {
         }
     }
 
+    /// The job and when it finished, for a store write that marks it
+    /// finished with what it writes (`requests::note_held`).
+    pub(crate) fn end(&self) -> (&str, DateTime<Utc>) {
+        (&self.job, self.now)
+    }
+
     /// Mark the job finished; call it last in the handler's last write, so
     /// the job is finished exactly when what it did is committed.
     pub(crate) fn record(&self, conn: &mut crate::store::Conn<'_>) -> Result<(), StoreError> {
@@ -387,6 +393,13 @@ fn request_of(job: &JobRow) -> Result<crate::domain::RequestId, JobError> {
         .as_deref()
         .and_then(|r| r.parse().ok())
         .ok_or_else(|| JobError::Permanent("the job names no request".into()))
+}
+
+fn tenant_of(job: &JobRow) -> Result<crate::domain::TenantId, JobError> {
+    job.tenant_id
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| JobError::Permanent("the job names no tenant".into()))
 }
 
 fn payload(job: &JobRow) -> Result<serde_json::Value, JobError> {

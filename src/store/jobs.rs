@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use diesel::QueryResult;
 
 use super::schema::jobs;
 use super::{Conn, StoreError};
@@ -162,44 +163,89 @@ pub fn claim_many(
     if kinds.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    // Kind names are our own constants, not input.
-    let kinds = kinds
-        .iter()
-        .map(|k| format!("'{}'", k.as_str()))
-        .collect::<Vec<_>>()
-        .join(",");
     let (now, lease_until) = (now.naive_utc(), lease_until.naive_utc());
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut rows: Vec<JobRow> = match conn {
-        Conn::Pg(c) => diesel::sql_query(format!(
-            // MATERIALIZED: the locking subquery runs once, whatever the plan.
-            "WITH due AS MATERIALIZED (SELECT id FROM jobs WHERE finished_at IS NULL \
-             AND run_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
-             AND kind IN ({kinds}) ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             UPDATE jobs SET lease_until = $1, attempts = jobs.attempts + 1, locked_by = $2 \
-             FROM due WHERE jobs.id = due.id RETURNING jobs.*"
-        ))
-        .bind::<Timestamp, _>(lease_until)
-        .bind::<Text, _>(worker)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
+        Conn::Pg(c) => ClaimDue {
+            worker,
+            kinds: kinds.iter().map(|k| k.as_str()).collect(),
+            now,
+            lease_until,
+            limit,
+        }
         .load(&mut **c)?,
-        Conn::Sqlite(c) => diesel::sql_query(format!(
-            "UPDATE jobs SET lease_until = ?, attempts = attempts + 1, locked_by = ? \
-             WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= ? \
-             AND (lease_until IS NULL OR lease_until < ?) AND kind IN ({kinds}) \
-             ORDER BY run_at LIMIT ?) RETURNING *"
-        ))
-        .bind::<Timestamp, _>(lease_until)
-        .bind::<Text, _>(worker)
-        .bind::<Timestamp, _>(now)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(&mut **c)?,
+        Conn::Sqlite(c) => {
+            // Kind names are our own constants, not input.
+            let kinds = kinds
+                .iter()
+                .map(|k| format!("'{}'", k.as_str()))
+                .collect::<Vec<_>>()
+                .join(",");
+            diesel::sql_query(format!(
+                "UPDATE jobs SET lease_until = ?, attempts = attempts + 1, locked_by = ? \
+                 WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= ? \
+                 AND (lease_until IS NULL OR lease_until < ?) AND kind IN ({kinds}) \
+                 ORDER BY run_at LIMIT ?) RETURNING *"
+            ))
+            .bind::<Timestamp, _>(lease_until)
+            .bind::<Text, _>(worker)
+            .bind::<Timestamp, _>(now)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(&mut **c)?
+        }
     };
     // RETURNING gives no order: the longest due first.
     rows.sort_by(|a, b| a.run_at.cmp(&b.run_at).then_with(|| a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// PostgreSQL's claim: a statement of constant text (the kinds go in as an
+/// array), so diesel prepares it once per connection; `sql_query` would be
+/// parsed and planned on every claim. MATERIALIZED: the locking subquery
+/// runs once, whatever the plan.
+struct ClaimDue<'a> {
+    worker: &'a str,
+    kinds: Vec<&'a str>,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+}
+
+impl diesel::query_builder::Query for ClaimDue<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl diesel::query_builder::QueryId for ClaimDue<'_> {
+    type QueryId = ClaimDue<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<diesel::pg::PgConnection> for ClaimDue<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for ClaimDue<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+        out.push_sql(
+            "WITH due AS MATERIALIZED (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= ",
+        );
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" AND (lease_until IS NULL OR lease_until < ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(") AND kind = ANY(");
+        out.push_bind_param::<Array<Text>, _>(&self.kinds)?;
+        out.push_sql(") ORDER BY run_at LIMIT ");
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_sql(" FOR UPDATE SKIP LOCKED) UPDATE jobs SET lease_until = ");
+        out.push_bind_param::<Timestamp, _>(&self.lease_until)?;
+        out.push_sql(", attempts = jobs.attempts + 1, locked_by = ");
+        out.push_bind_param::<Text, _>(self.worker)?;
+        out.push_sql(" FROM due WHERE jobs.id = due.id RETURNING jobs.*");
+        Ok(())
+    }
 }
 
 /// The job is done.

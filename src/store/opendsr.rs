@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::jobs::{self, JobRow};
+use super::jobs::JobRow;
 use super::schema::opendsr_requests as od;
 use super::tenants::utc;
 use super::{Conn, StoreError};
@@ -111,7 +111,7 @@ pub fn find(
 
 /// After a transition of `id` from `from` to `to`: one signed callback job
 /// per status callback URL of every OpenDSR request mapped to it, when the
-/// OpenDSR status changed. Runs in the transition's transaction.
+/// OpenDSR status changed, for the transition's write to enqueue.
 pub fn on_transition(
     conn: &mut Conn<'_>,
     tenant: TenantId,
@@ -119,10 +119,10 @@ pub fn on_transition(
     from: RequestState,
     to: RequestState,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<JobRow>, StoreError> {
     let status = Status::of(to);
     if Status::of(from) == status {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let rows: Vec<Row> = with_conn!(conn, |c| od::table
         .filter(od::request_id.eq(id.to_string()))
@@ -146,5 +146,5 @@ pub fn on_transition(
             ));
         }
     }
-    jobs::enqueue(conn, &jobs_to_write)
+    Ok(jobs_to_write)
 }

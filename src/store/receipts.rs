@@ -14,11 +14,10 @@ pub fn body(
     tenant: TenantId,
     id: RequestId,
 ) -> Result<Option<ReceiptBody>, StoreError> {
-    let r = requests::get(conn, tenant, id)?;
+    let (r, (audit_seq, audit_head)) = requests::get_with_head(conn, tenant, id)?;
     if r.state != RequestState::Erased {
         return Ok(None);
     }
-    let (audit_seq, audit_head) = requests::chain_head(conn, tenant, id)?;
     let targets = targets::calls(conn, id)?
         .into_iter()
         .filter_map(|c| {

@@ -22,7 +22,10 @@ use crate::domain::values::{EmailAddress, Initiator, SubjectId};
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::with_conn;
 
+mod chained;
 mod one_statement;
+
+use chained::ChainedWrite;
 
 use one_statement::Outcome;
 
@@ -425,10 +428,10 @@ fn tenant_notifies(conn: &mut Conn<'_>, tenant: &str) -> Result<bool, StoreError
         .first::<bool>(c))?)
 }
 
-/// Apply a change to a request with a compare-and-set on its state and chain
-/// head: of two racing callers, one wins and the other gets a
-/// `TransitionError` for the state the winner left. The audit event and the
-/// follow-up jobs are written in the same transaction.
+/// Apply a change to a request: its state moves by the state machine, with
+/// its audit event and follow-up jobs in the same transaction. The request
+/// is held (see [`hold`]) first, so of two racing callers the second waits
+/// for the first and gets a `TransitionError` for the state it left.
 pub fn apply(
     conn: &mut Conn<'_>,
     tenant: TenantId,
@@ -437,39 +440,25 @@ pub fn apply(
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<ErasureRequest, StoreError> {
-    // The compare-and-set also guards the audit chain's head, so a note
-    // appended meanwhile (a worker recording "approval email sent") makes it
-    // miss without the state having moved: that is no lost race, so apply
-    // again on the new head. Found by the crash test on PostgreSQL, where the
-    // contact's approval arrived while the worker was noting the email.
-    for _ in 0..MAX_CHAIN_RETRIES {
-        let change = Change {
-            event: change.event,
-            actor: change.actor,
-            detail: change.detail.clone(),
-            decision: change.decision,
-        };
-        if let Some(done) = apply_once(conn, tenant, id, change, workflow, now)? {
-            return Ok(done);
-        }
-    }
-    Err(StoreError::Conflict("concurrent update, try again"))
+    let mut held = hold(conn, tenant, id)?;
+    apply_held(conn, &mut held, change, workflow, now)
 }
 
-/// Attempts of `apply` when only the audit chain moved under it.
-const MAX_CHAIN_RETRIES: usize = 5;
-
-/// One compare-and-set; `None` when the audit chain moved but the state did
-/// not.
-fn apply_once(
+/// Apply `change` to `row` as read in this transaction, with a
+/// compare-and-set on its state and chain head: the row as the update left
+/// it, or `None` if the compare missed (the row changed since it was read).
+/// An event its state does not allow is a `TransitionError`, and writes
+/// nothing.
+fn apply_row(
     conn: &mut Conn<'_>,
-    tenant: TenantId,
-    id: RequestId,
+    row: RequestRow,
     change: Change<'_>,
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
-) -> Result<Option<ErasureRequest>, StoreError> {
-    let row = load_row(conn, tenant, id)?;
+) -> Result<Option<RequestRow>, StoreError> {
+    let corrupt = || StoreError::Internal(format!("request {}: bad id", row.id));
+    let tenant: TenantId = row.tenant_id.parse().map_err(|_| corrupt())?;
+    let id: RequestId = row.id.parse().map_err(|_| corrupt())?;
     let from = row.state()?;
     let event = change.event;
     let to = transition(from, event)?;
@@ -501,62 +490,131 @@ fn apply_once(
     } else {
         row.erased_at
     };
-    let updated = with_conn!(conn, |c| diesel::update(
-        er::table
-            .filter(er::id.eq(&row.id))
-            .filter(er::state.eq(from.as_str()))
-            .filter(er::audit_seq.eq(row.audit_seq))
-    )
-    .set((
-        er::state.eq(to.as_str()),
-        er::updated_at.eq(now.naive_utc()),
-        er::closed_at.eq(closed_at),
-        er::audit_seq.eq(ev.seq),
-        er::audit_head.eq(&ev.hash),
-        er::decision_code.eq(&code),
-        er::decision_explanation.eq(&explanation),
-        er::approved_at.eq(approved_at),
-        er::erased_at.eq(erased_at),
-    ))
-    .execute(c))?;
-    if updated == 0 {
-        // Lost the race: report the state the winner left.
-        let now_state = load_row(conn, tenant, id)?.state()?;
-        if now_state == from {
-            return Ok(None);
-        }
-        return Err(transition(now_state, event)
-            .err()
-            .unwrap_or(crate::domain::TransitionError::NotAllowed {
-                from: now_state,
-                event,
-            })
-            .into());
-    }
-    audit::insert(conn, std::array::from_ref(&ev))?;
-    crate::metrics::transition(from.as_str(), to.as_str());
     let mut f = workflow.follow_up(now, utc(row.due_at));
     f.in_batch = row.batch_id.is_some();
     f.notify_subject = row.subject_email.is_some() && tenant_notifies(conn, &row.tenant_id)?;
     f.from = Some(from);
     f.has_callback = row.callback_url.is_some();
-    let follow_up = plan_rows(conn, &jobs_on_entering(to, &f), tenant, id, now)?;
-    jobs::enqueue(conn, &follow_up)?;
-    super::opendsr::on_transition(conn, tenant, id, from, to, now)?;
-    // The row as the update left it, without reading it back.
-    let row = RequestRow {
+    let mut follow_up = plan_rows(conn, &jobs_on_entering(to, &f), tenant, id, now)?;
+    follow_up.extend(super::opendsr::on_transition(
+        conn, tenant, id, from, to, now,
+    )?);
+    let after = RequestRow {
         state: to.as_str().to_owned(),
         updated_at: now.naive_utc(),
         closed_at,
         audit_seq: ev.seq,
-        audit_head: ev.hash,
+        audit_head: ev.hash.clone(),
         decision_code: code,
         decision_explanation: explanation,
         approved_at,
         erased_at,
-        ..row
+        ..row.clone()
     };
-    row.into_domain().map(Some)
+    let written = ChainedWrite {
+        before: &row,
+        after: &after,
+        events: std::slice::from_ref(&ev),
+        jobs: &follow_up,
+        finish: None,
+    }
+    .run(conn)?;
+    if !written {
+        // Nothing was written; the rows `plan_rows` may have written go
+        // with the caller's transaction (a held row cannot miss).
+        return Ok(None);
+    }
+    crate::metrics::transition(from.as_str(), to.as_str());
+    Ok(Some(after))
+}
+
+/// A request row this write transaction holds: no other writer can change it
+/// until the transaction ends (PostgreSQL: `SELECT ... FOR UPDATE`; SQLite's
+/// one writer holds the whole database). Notes and transitions on it need no
+/// read of their own and cannot lose a race; each keeps it as it left it.
+/// Only meaningful inside a write transaction.
+pub struct Held {
+    row: RequestRow,
+}
+
+impl Held {
+    pub fn request(&self) -> Result<ErasureRequest, StoreError> {
+        self.row.clone().into_domain()
+    }
+
+    pub fn state(&self) -> Result<RequestState, StoreError> {
+        self.row.state()
+    }
+
+    pub fn tenant(&self) -> Result<TenantId, StoreError> {
+        self.row
+            .tenant_id
+            .parse()
+            .map_err(|_| StoreError::Internal(format!("request {}: bad tenant id", self.row.id)))
+    }
+}
+
+/// Take a tenant's request for the rest of this write transaction.
+pub fn hold(conn: &mut Conn<'_>, tenant: TenantId, id: RequestId) -> Result<Held, StoreError> {
+    hold_where(conn, Some(tenant), id)
+}
+
+/// [`hold`] by id alone, for workers (which act across tenants).
+pub fn hold_any(conn: &mut Conn<'_>, id: RequestId) -> Result<Held, StoreError> {
+    hold_where(conn, None, id)
+}
+
+fn hold_where(
+    conn: &mut Conn<'_>,
+    tenant: Option<TenantId>,
+    id: RequestId,
+) -> Result<Held, StoreError> {
+    let row: RequestRow = match conn {
+        Conn::Pg(c) => er::table
+            .find(id.to_string())
+            .select(RequestRow::as_select())
+            .for_update()
+            .first(&mut **c)?,
+        Conn::Sqlite(c) => er::table
+            .find(id.to_string())
+            .select(RequestRow::as_select())
+            .first(&mut **c)?,
+    };
+    // Another tenant's request is not there for this one.
+    if tenant.is_some_and(|t| t.to_string() != row.tenant_id) {
+        return Err(StoreError::NotFound);
+    }
+    Ok(Held { row })
+}
+
+/// Apply a change to a held request (see [`apply`]).
+pub fn apply_held(
+    conn: &mut Conn<'_>,
+    held: &mut Held,
+    change: Change<'_>,
+    workflow: &WorkflowPolicy,
+    now: DateTime<Utc>,
+) -> Result<ErasureRequest, StoreError> {
+    let row = apply_row(conn, held.row.clone(), change, workflow, now)?.ok_or(
+        StoreError::Conflict("the request changed meanwhile, try again"),
+    )?;
+    held.row = row;
+    held.request()
+}
+
+/// Record an event on a held request (see [`note`]); with `finish`, mark
+/// that claimed job finished (id, when) in the same write.
+pub fn note_held(
+    conn: &mut Conn<'_>,
+    held: &mut Held,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<(), StoreError> {
+    held.row = note_row(conn, held.row.clone(), what, actor, detail, now, finish)?;
+    Ok(())
 }
 
 /// Turn planned jobs into rows; `StartErasure` becomes one call per target.
@@ -579,7 +637,12 @@ fn plan_rows(
 }
 
 /// Remove a closed request's personal fields; the keyed subject hash stays.
-pub fn scrub(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+/// The request, held, if this scrubbed it (`None`: open, or scrubbed before).
+pub fn scrub(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+    now: DateTime<Utc>,
+) -> Result<Option<Held>, StoreError> {
     let closed: Vec<&str> = [
         RequestState::Erased,
         RequestState::Rejected,
@@ -588,7 +651,8 @@ pub fn scrub(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<b
     .iter()
     .map(|s| s.as_str())
     .collect();
-    let n = with_conn!(conn, |c| diesel::update(
+    // The updated row stays locked until the transaction ends: held.
+    let row: Option<RequestRow> = with_conn!(conn, |c| diesel::update(
         er::table
             .filter(er::id.eq(id.to_string()))
             .filter(er::state.eq_any(&closed))
@@ -603,18 +667,21 @@ pub fn scrub(conn: &mut Conn<'_>, id: RequestId, now: DateTime<Utc>) -> Result<b
         er::cancel_reason.eq(None::<String>),
         er::scrubbed_at.eq(Some(now.naive_utc())),
     ))
-    .execute(c))?;
-    Ok(n > 0)
+    .returning(RequestRow::as_returning())
+    .get_result(c)
+    .optional())?;
+    Ok(row.map(|row| Held { row }))
 }
 
-/// The chain head of a request (for receipts).
-pub fn chain_head(
+/// A request with its chain head (for receipts).
+pub fn get_with_head(
     conn: &mut Conn<'_>,
     tenant: TenantId,
     id: RequestId,
-) -> Result<(i64, String), StoreError> {
+) -> Result<(ErasureRequest, (i64, String)), StoreError> {
     let row = load_row(conn, tenant, id)?;
-    Ok((row.audit_seq, row.audit_head))
+    let head = (row.audit_seq, row.audit_head.clone());
+    Ok((row.into_domain()?, head))
 }
 
 /// Record something that happened to a request without changing its state
@@ -628,7 +695,25 @@ pub fn note(
     detail: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<ErasureRequest, StoreError> {
-    let row = load_row(conn, tenant, id)?;
+    let mut held = hold(conn, tenant, id)?;
+    note_held(conn, &mut held, what, actor, detail, now, None)?;
+    held.request()
+}
+
+/// Chain an event onto `row` as read in this transaction; the row as the
+/// write left it. A `Conflict` (nothing written) if its head moved since.
+fn note_row(
+    conn: &mut Conn<'_>,
+    row: RequestRow,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<RequestRow, StoreError> {
+    let corrupt = || StoreError::Internal(format!("request {}: bad id", row.id));
+    let tenant: TenantId = row.tenant_id.parse().map_err(|_| corrupt())?;
+    let id: RequestId = row.id.parse().map_err(|_| corrupt())?;
     let state = row.state()?;
     let ev = audit::chain_event(
         tenant,
@@ -643,26 +728,25 @@ pub fn note(
         },
         now,
     );
-    let updated = with_conn!(conn, |c| diesel::update(
-        er::table
-            .filter(er::id.eq(&row.id))
-            .filter(er::audit_seq.eq(row.audit_seq))
-    )
-    .set((er::audit_seq.eq(ev.seq), er::audit_head.eq(&ev.hash)))
-    .execute(c))?;
-    if updated == 0 {
+    let after = RequestRow {
+        audit_seq: ev.seq,
+        audit_head: ev.hash.clone(),
+        ..row.clone()
+    };
+    let written = ChainedWrite {
+        before: &row,
+        after: &after,
+        events: std::slice::from_ref(&ev),
+        jobs: &[],
+        finish: finish.map(|(job, at)| (job, at.naive_utc())),
+    }
+    .run(conn)?;
+    if !written {
         return Err(StoreError::Conflict(
             "the request changed meanwhile, try again",
         ));
     }
-    audit::insert(conn, std::array::from_ref(&ev))?;
-    // The row as the update left it, without reading it back.
-    RequestRow {
-        audit_seq: ev.seq,
-        audit_head: ev.hash,
-        ..row
-    }
-    .into_domain()
+    Ok(after)
 }
 
 /// Mark an undecided request as escalated to support (once).

@@ -151,29 +151,30 @@ pub fn fan_out(
             confirmed_by: None,
         })
         .collect();
+    // A new call, or one not yet confirmed, goes (back) to pending and gets
+    // a job: one upsert per target.
+    let mut open = Vec::with_capacity(rows.len());
     for row in &rows {
-        with_conn!(conn, |c| diesel::insert_into(tc::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c))?;
+        let again: Option<String> = with_conn!(conn, |c| {
+            let upsert = diesel::insert_into(tc::table)
+                .values(row)
+                .on_conflict((tc::request_id, tc::target_id))
+                .do_update()
+                .set((
+                    tc::status.eq(CallStatus::Pending.as_str()),
+                    tc::updated_at.eq(n),
+                ));
+            // `ON CONFLICT ... DO UPDATE ... WHERE`: a confirmed call stays.
+            diesel::query_dsl::methods::FilterDsl::filter(
+                upsert,
+                tc::status.ne(CallStatus::Confirmed.as_str()),
+            )
+            .returning(tc::target_id)
+            .get_result(c)
+            .optional()
+        })?;
+        open.extend(again);
     }
-    // Those not yet confirmed go (back) to pending and get a call.
-    let open: Vec<String> = with_conn!(conn, |c| tc::table
-        .filter(tc::request_id.eq(request.to_string()))
-        .filter(tc::status.ne(CallStatus::Confirmed.as_str()))
-        .filter(tc::target_id.eq_any(targets.iter().map(|t| t.id.clone()).collect::<Vec<_>>()))
-        .select(tc::target_id)
-        .load(c))?;
-    with_conn!(conn, |c| diesel::update(
-        tc::table
-            .filter(tc::request_id.eq(request.to_string()))
-            .filter(tc::target_id.eq_any(&open))
-    )
-    .set((
-        tc::status.eq(CallStatus::Pending.as_str()),
-        tc::updated_at.eq(n)
-    ))
-    .execute(c))?;
     Ok(open
         .into_iter()
         .map(|target| {
@@ -201,6 +202,25 @@ pub fn call(conn: &mut Conn<'_>, request: RequestId, target: &str) -> Result<Cal
         .filter(tc::request_id.eq(request.to_string()))
         .filter(tc::target_id.eq(target))
         .select(CallRow::as_select())
+        .first(c))?)
+}
+
+/// A request's call to a target with the target itself, in one read (for
+/// the job that makes the call).
+pub fn call_with_target(
+    conn: &mut Conn<'_>,
+    request: RequestId,
+    target: &str,
+) -> Result<(CallRow, TargetRow), StoreError> {
+    Ok(with_conn!(conn, |c| tc::table
+        .inner_join(
+            et::table.on(et::id
+                .eq(tc::target_id)
+                .and(et::tenant_id.eq(tc::tenant_id)))
+        )
+        .filter(tc::request_id.eq(request.to_string()))
+        .filter(tc::target_id.eq(target))
+        .select((CallRow::as_select(), TargetRow::as_select()))
         .first(c))?)
 }
 
@@ -233,26 +253,6 @@ pub fn record(
         tc::updated_at.eq(n),
     ))
     .execute(c))?;
-    Ok(())
-}
-
-/// Serialise the transactions that settle one request's erasure: take the
-/// request row's lock (PostgreSQL; SQLite has one writer already) until the
-/// transaction ends. Two targets confirming at once each record their own
-/// call and then ask [`all_confirmed`]; under READ COMMITTED, without this
-/// lock, neither sees the other's uncommitted confirmation and the request
-/// stays `erasing` for good. With it, the second waits for the first to
-/// commit, and its next statement sees both.
-pub fn lock_request(conn: &mut Conn<'_>, request: RequestId) -> Result<(), StoreError> {
-    use super::schema::erasure_requests as er;
-    if let Conn::Pg(c) = conn {
-        er::table
-            .find(request.to_string())
-            .select(er::id)
-            .for_update()
-            .first::<String>(&mut **c)
-            .optional()?;
-    }
     Ok(())
 }
 

@@ -1,0 +1,259 @@
+//! A change to a request row with what it causes — its audit event(s) and
+//! follow-up jobs, and optionally the end of the job that made it — written
+//! together. On PostgreSQL that is one statement (data-modifying CTEs): a
+//! compare-and-set `UPDATE` of the row on its state and chain head, and the
+//! inserts and the job's end only if it matched. On SQLite it is the same
+//! writes one by one, inside the writer's transaction.
+//!
+//! The statement text never changes (events and jobs go in as arrays), so
+//! diesel prepares it once per connection and caches it.
+
+use chrono::NaiveDateTime;
+use diesel::pg::{Pg, PgConnection};
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamp};
+use diesel::QueryResult;
+
+use super::RequestRow;
+use crate::store::audit::AuditRow;
+use crate::store::jobs::{self, JobRow};
+use crate::store::schema::erasure_requests as er;
+use crate::store::{audit, Conn, StoreError};
+
+/// The row's new fields, the events and jobs to add, and the job to finish.
+pub(super) struct ChainedWrite<'a> {
+    /// The row as read in this transaction: the compare-and-set's expected
+    /// state and chain head.
+    pub before: &'a RequestRow,
+    /// The row as the write leaves it.
+    pub after: &'a RequestRow,
+    pub events: &'a [AuditRow],
+    pub jobs: &'a [JobRow],
+    /// A claimed job to mark finished with it.
+    pub finish: Option<(&'a str, NaiveDateTime)>,
+}
+
+impl ChainedWrite<'_> {
+    /// Write it: `false` (and nothing written) if the row's state or chain
+    /// head was not as `before` says.
+    pub(super) fn run(&self, conn: &mut Conn<'_>) -> Result<bool, StoreError> {
+        match conn {
+            Conn::Pg(c) => {
+                let matched: i64 = Statement::new(self).get_result(&mut **c)?;
+                Ok(matched == 1)
+            }
+            Conn::Sqlite(c) => {
+                let (b, a) = (self.before, self.after);
+                let updated = diesel::update(
+                    er::table
+                        .filter(er::id.eq(&b.id))
+                        .filter(er::state.eq(&b.state))
+                        .filter(er::audit_seq.eq(b.audit_seq)),
+                )
+                .set((
+                    er::state.eq(&a.state),
+                    er::updated_at.eq(a.updated_at),
+                    er::closed_at.eq(a.closed_at),
+                    er::audit_seq.eq(a.audit_seq),
+                    er::audit_head.eq(&a.audit_head),
+                    er::decision_code.eq(&a.decision_code),
+                    er::decision_explanation.eq(&a.decision_explanation),
+                    er::approved_at.eq(a.approved_at),
+                    er::erased_at.eq(a.erased_at),
+                ))
+                .execute(&mut **c)?;
+                if updated == 0 {
+                    return Ok(false);
+                }
+                let mut conn = Conn::Sqlite(c);
+                for ev in self.events {
+                    audit::insert(&mut conn, std::array::from_ref(ev))?;
+                }
+                jobs::enqueue(&mut conn, self.jobs)?;
+                if let Some((job, at)) = self.finish {
+                    jobs::complete(
+                        &mut conn,
+                        job,
+                        chrono::DateTime::from_naive_utc_and_offset(at, chrono::Utc),
+                    )?;
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The row's update; the rest only for the row it returned.
+const SQL_UPDATE: &str = "WITH req AS (UPDATE erasure_requests SET state = ";
+const SQL_WHERE: &str = " WHERE id = ";
+const SQL_EVENTS: &str = " RETURNING id), \
+events AS (INSERT INTO audit_events (id, tenant_id, request_id, seq, from_state, to_state, \
+event, actor_kind, actor_id, detail, at, prev_hash, hash) \
+SELECT e.id, e.tenant_id, e.request_id, e.seq, e.from_state, e.to_state, e.event, \
+e.actor_kind, e.actor_id, e.detail, e.at, e.prev_hash, e.hash FROM req, unnest(";
+const SQL_JOBS: &str = ") AS e(id, tenant_id, request_id, seq, from_state, to_state, event, \
+actor_kind, actor_id, detail, at, prev_hash, hash)), \
+queued AS (INSERT INTO jobs (id, tenant_id, request_id, kind, payload, run_at, attempts, \
+max_attempts, created_at, dead) \
+SELECT j.id, j.tenant_id, j.request_id, j.kind, j.payload, j.run_at, 0, j.max_attempts, \
+j.created_at, FALSE FROM req, unnest(";
+const SQL_FINISH: &str = ") AS j(id, tenant_id, request_id, kind, payload, run_at, \
+max_attempts, created_at)), \
+finished AS (UPDATE jobs SET finished_at = ";
+const SQL_FINISH_WHERE: &str = ", lease_until = NULL, locked_by = NULL \
+FROM req WHERE jobs.id = ";
+const SQL_END: &str = ") SELECT count(*) FROM req";
+
+/// The statement, with the events' and jobs' columns as arrays.
+struct Statement<'a> {
+    w: &'a ChainedWrite<'a>,
+    finish_id: Option<&'a str>,
+    finish_at: Option<NaiveDateTime>,
+    ev_id: Vec<&'a str>,
+    ev_tenant: Vec<&'a str>,
+    ev_request: Vec<&'a str>,
+    ev_seq: Vec<i64>,
+    ev_from: Vec<Option<&'a str>>,
+    ev_to: Vec<&'a str>,
+    ev_event: Vec<&'a str>,
+    ev_actor_kind: Vec<&'a str>,
+    ev_actor_id: Vec<&'a str>,
+    ev_detail: Vec<Option<&'a str>>,
+    ev_at: Vec<NaiveDateTime>,
+    ev_prev: Vec<&'a str>,
+    ev_hash: Vec<&'a str>,
+    job_id: Vec<&'a str>,
+    job_tenant: Vec<Option<&'a str>>,
+    job_request: Vec<Option<&'a str>>,
+    job_kind: Vec<&'a str>,
+    job_payload: Vec<&'a str>,
+    job_run_at: Vec<NaiveDateTime>,
+    job_max_attempts: Vec<i32>,
+    job_created_at: Vec<NaiveDateTime>,
+}
+
+impl<'a> Statement<'a> {
+    fn new(w: &'a ChainedWrite<'a>) -> Self {
+        let (events, jobs) = (w.events, w.jobs);
+        Self {
+            w,
+            finish_id: w.finish.map(|(id, _)| id),
+            finish_at: w.finish.map(|(_, at)| at),
+            ev_id: events.iter().map(|e| e.id.as_str()).collect(),
+            ev_tenant: events.iter().map(|e| e.tenant_id.as_str()).collect(),
+            ev_request: events.iter().map(|e| e.request_id.as_str()).collect(),
+            ev_seq: events.iter().map(|e| e.seq).collect(),
+            ev_from: events.iter().map(|e| e.from_state.as_deref()).collect(),
+            ev_to: events.iter().map(|e| e.to_state.as_str()).collect(),
+            ev_event: events.iter().map(|e| e.event.as_str()).collect(),
+            ev_actor_kind: events.iter().map(|e| e.actor_kind.as_str()).collect(),
+            ev_actor_id: events.iter().map(|e| e.actor_id.as_str()).collect(),
+            ev_detail: events.iter().map(|e| e.detail.as_deref()).collect(),
+            ev_at: events.iter().map(|e| e.at).collect(),
+            ev_prev: events.iter().map(|e| e.prev_hash.as_str()).collect(),
+            ev_hash: events.iter().map(|e| e.hash.as_str()).collect(),
+            job_id: jobs.iter().map(|j| j.id.as_str()).collect(),
+            job_tenant: jobs.iter().map(|j| j.tenant_id.as_deref()).collect(),
+            job_request: jobs.iter().map(|j| j.request_id.as_deref()).collect(),
+            job_kind: jobs.iter().map(|j| j.kind.as_str()).collect(),
+            job_payload: jobs.iter().map(|j| j.payload.as_str()).collect(),
+            job_run_at: jobs.iter().map(|j| j.run_at).collect(),
+            job_max_attempts: jobs.iter().map(|j| j.max_attempts).collect(),
+            job_created_at: jobs.iter().map(|j| j.created_at).collect(),
+        }
+    }
+}
+
+impl Query for Statement<'_> {
+    type SqlType = BigInt;
+}
+
+impl QueryId for Statement<'_> {
+    type QueryId = Statement<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<PgConnection> for Statement<'_> {}
+
+impl QueryFragment<Pg> for Statement<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let (b, a) = (self.w.before, self.w.after);
+        out.push_sql(SQL_UPDATE);
+        out.push_bind_param::<Text, _>(&a.state)?;
+        out.push_sql(", updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&a.updated_at)?;
+        out.push_sql(", closed_at = ");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&a.closed_at)?;
+        out.push_sql(", audit_seq = ");
+        out.push_bind_param::<BigInt, _>(&a.audit_seq)?;
+        out.push_sql(", audit_head = ");
+        out.push_bind_param::<Text, _>(&a.audit_head)?;
+        out.push_sql(", decision_code = ");
+        out.push_bind_param::<Nullable<Text>, _>(&a.decision_code)?;
+        out.push_sql(", decision_explanation = ");
+        out.push_bind_param::<Nullable<Text>, _>(&a.decision_explanation)?;
+        out.push_sql(", approved_at = ");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&a.approved_at)?;
+        out.push_sql(", erased_at = ");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&a.erased_at)?;
+        out.push_sql(SQL_WHERE);
+        out.push_bind_param::<Text, _>(&b.id)?;
+        out.push_sql(" AND state = ");
+        out.push_bind_param::<Text, _>(&b.state)?;
+        out.push_sql(" AND audit_seq = ");
+        out.push_bind_param::<BigInt, _>(&b.audit_seq)?;
+
+        out.push_sql(SQL_EVENTS);
+        out.push_bind_param::<Array<Text>, _>(&self.ev_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_tenant)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_request)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.ev_seq)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.ev_from)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_to)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_event)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_actor_kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_actor_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.ev_detail)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.ev_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_prev)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.ev_hash)?;
+
+        out.push_sql(SQL_JOBS);
+        out.push_bind_param::<Array<Text>, _>(&self.job_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.job_tenant)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.job_request)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.job_kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.job_payload)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.job_run_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Integer>, _>(&self.job_max_attempts)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.job_created_at)?;
+
+        // No job to finish: `jobs.id = NULL` matches none.
+        out.push_sql(SQL_FINISH);
+        out.push_bind_param::<Nullable<Timestamp>, _>(&self.finish_at)?;
+        out.push_sql(SQL_FINISH_WHERE);
+        out.push_bind_param::<Nullable<Text>, _>(&self.finish_id)?;
+        out.push_sql(SQL_END);
+        Ok(())
+    }
+}
