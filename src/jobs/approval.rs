@@ -117,7 +117,10 @@ async fn mail_link(
     let tenant_id = tenant.id;
     let link_id = ctx
         .store
-        .write(move |conn| approvals::create(conn, tenant_id, target, &digest, now, expires_at))
+        // One statement on PostgreSQL: no transaction around it.
+        .write_self_contained(move |conn| {
+            approvals::create(conn, tenant_id, target, &digest, now, expires_at)
+        })
         .await?;
     let link = ctx
         .public_url

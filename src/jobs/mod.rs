@@ -182,7 +182,10 @@ impl Runner {
         let lease = self.ctx.lease;
         self.ctx
             .store
-            .write_quietly(move |conn| jobs::claim(conn, &worker, HANDLED, now, now + lease))
+            // One statement: no transaction around it.
+            .write_self_contained_quietly(move |conn| {
+                jobs::claim(conn, &worker, HANDLED, now, now + lease)
+            })
             .await
     }
 
@@ -371,7 +374,8 @@ impl Runner {
         let lease = self.ctx.lease;
         self.ctx
             .store
-            .write_quietly(move |conn| {
+            // One statement: no transaction around it.
+            .write_self_contained_quietly(move |conn| {
                 jobs::claim_many(conn, &worker, HANDLED, now, now + lease, n)
             })
             .await

@@ -69,7 +69,9 @@ impl LinkRow {
     }
 }
 
-/// Store a new link (its digest only), voiding the target's live links.
+/// Store a new link (its digest only), voiding the target's live links: one
+/// statement on PostgreSQL (so it needs no transaction around it, see
+/// `Store::write_self_contained`), two in SQLite's writer transaction.
 pub fn create(
     conn: &mut Conn<'_>,
     tenant: TenantId,
@@ -82,17 +84,6 @@ pub fn create(
         LinkTarget::Request(r) => (Some(r.to_string()), None),
         LinkTarget::Batch(b) => (None, Some(b.to_string())),
     };
-    with_conn!(conn, |c| {
-        let q = diesel::update(al::table)
-            .filter(al::used_at.is_null())
-            .filter(al::voided_at.is_null())
-            .set(al::voided_at.eq(now.naive_utc()));
-        match (&request_id, &batch_id) {
-            (Some(r), _) => q.filter(al::request_id.eq(r)).execute(c),
-            (_, Some(b)) => q.filter(al::batch_id.eq(b)).execute(c),
-            _ => Ok(0),
-        }
-    })?;
     let row = LinkRow {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant.to_string(),
@@ -104,10 +95,82 @@ pub fn create(
         used_at: None,
         voided_at: None,
     };
-    with_conn!(conn, |c| diesel::insert_into(al::table)
-        .values(&row)
-        .execute(c))?;
+    match conn {
+        Conn::Pg(c) => {
+            match (&row.request_id, &row.batch_id) {
+                (Some(_), _) => VoidAndInsert::<false> { row: &row }.execute(&mut **c)?,
+                _ => VoidAndInsert::<true> { row: &row }.execute(&mut **c)?,
+            };
+        }
+        Conn::Sqlite(c) => {
+            let q = diesel::update(al::table)
+                .filter(al::used_at.is_null())
+                .filter(al::voided_at.is_null())
+                .set(al::voided_at.eq(now.naive_utc()));
+            match (&row.request_id, &row.batch_id) {
+                (Some(r), _) => q.filter(al::request_id.eq(r)).execute(&mut **c)?,
+                (_, Some(b)) => q.filter(al::batch_id.eq(b)).execute(&mut **c)?,
+                _ => 0,
+            };
+            diesel::insert_into(al::table)
+                .values(&row)
+                .execute(&mut **c)?;
+        }
+    }
     Ok(row.id)
+}
+
+/// PostgreSQL: void the live links of the new link's request (or, with
+/// `BATCH`, its batch) and insert it, as one statement of constant text
+/// (prepared once per connection).
+struct VoidAndInsert<'a, const BATCH: bool> {
+    row: &'a LinkRow,
+}
+
+impl<const BATCH: bool> diesel::query_builder::QueryId for VoidAndInsert<'_, BATCH> {
+    type QueryId = VoidAndInsert<'static, BATCH>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const BATCH: bool> diesel::RunQueryDsl<diesel::pg::PgConnection> for VoidAndInsert<'_, BATCH> {}
+
+impl<const BATCH: bool> diesel::query_builder::QueryFragment<diesel::pg::Pg>
+    for VoidAndInsert<'_, BATCH>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{Nullable, Text, Timestamp};
+        let r = self.row;
+        out.push_sql("WITH voided AS (UPDATE approval_links SET voided_at = ");
+        out.push_bind_param::<Timestamp, _>(&r.created_at)?;
+        out.push_sql(if BATCH {
+            " WHERE batch_id = "
+        } else {
+            " WHERE request_id = "
+        });
+        out.push_bind_param::<Nullable<Text>, _>(if BATCH { &r.batch_id } else { &r.request_id })?;
+        out.push_sql(
+            " AND used_at IS NULL AND voided_at IS NULL) INSERT INTO approval_links \
+             (id, tenant_id, token_hash, request_id, batch_id, created_at, expires_at) VALUES (",
+        );
+        out.push_bind_param::<Text, _>(&r.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&r.tenant_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&r.token_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&r.request_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&r.batch_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&r.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&r.expires_at)?;
+        out.push_sql(")");
+        Ok(())
+    }
 }
 
 pub fn find(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Link>, StoreError> {

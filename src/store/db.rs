@@ -502,8 +502,19 @@ impl Store {
         F: FnOnce(&mut Conn<'_>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let result = match &*self.pools {
-            Pools::Sqlite { .. } => return self.write(f).await,
+        let result = self.write_self_contained_quietly(f).await;
+        self.woken_after(result)
+    }
+
+    /// [`Store::write_self_contained`] without waking those waiting on
+    /// [`Store::written`] (see [`Store::write_quietly`]): a job claim.
+    pub async fn write_self_contained_quietly<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Conn<'_>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &*self.pools {
+            Pools::Sqlite { .. } => self.write_quietly(f).await,
             Pools::Postgres(pool) => {
                 let pool = pool.clone();
                 run_blocking(move || {
@@ -512,8 +523,7 @@ impl Store {
                 })
                 .await
             }
-        };
-        self.woken_after(result)
+        }
     }
 
     /// Resolves after the next committed write through this handle.

@@ -149,8 +149,9 @@ pub fn claim(
 /// Claim up to `limit` due jobs of `kinds` for `worker`, the longest due
 /// first, leasing them until `lease_until`: one statement however many. On
 /// PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP
-/// LOCKED`); SQLite has one writer, so the claiming UPDATE is atomic by
-/// itself. A job whose lease ran out (its worker died) is due again.
+/// LOCKED`, in the `lethe_claim_jobs` function); SQLite has one writer, so
+/// the claiming UPDATE is atomic by itself. A job whose lease ran out (its
+/// worker died) is due again.
 pub fn claim_many(
     conn: &mut Conn<'_>,
     worker: &str,
@@ -200,10 +201,9 @@ pub fn claim_many(
     Ok(rows)
 }
 
-/// PostgreSQL's claim: a statement of constant text (the kinds go in as an
-/// array), so diesel prepares it once per connection; `sql_query` would be
-/// parsed and planned on every claim. MATERIALIZED: the locking subquery
-/// runs once, whatever the plan.
+/// PostgreSQL's claim: the `lethe_claim_jobs` function (its migration says
+/// why it is a function), called with a statement of constant text, so
+/// diesel prepares it once per connection.
 struct ClaimDue<'a> {
     worker: &'a str,
     kinds: Vec<&'a str>,
@@ -229,21 +229,17 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for ClaimDue<'_> {
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> QueryResult<()> {
         use diesel::sql_types::{Array, BigInt, Text, Timestamp};
-        out.push_sql(
-            "WITH due AS MATERIALIZED (SELECT id FROM jobs WHERE finished_at IS NULL AND run_at <= ",
-        );
-        out.push_bind_param::<Timestamp, _>(&self.now)?;
-        out.push_sql(" AND (lease_until IS NULL OR lease_until < ");
-        out.push_bind_param::<Timestamp, _>(&self.now)?;
-        out.push_sql(") AND kind = ANY(");
-        out.push_bind_param::<Array<Text>, _>(&self.kinds)?;
-        out.push_sql(") ORDER BY run_at LIMIT ");
-        out.push_bind_param::<BigInt, _>(&self.limit)?;
-        out.push_sql(" FOR UPDATE SKIP LOCKED) UPDATE jobs SET lease_until = ");
-        out.push_bind_param::<Timestamp, _>(&self.lease_until)?;
-        out.push_sql(", attempts = jobs.attempts + 1, locked_by = ");
+        out.push_sql("SELECT * FROM lethe_claim_jobs(");
         out.push_bind_param::<Text, _>(self.worker)?;
-        out.push_sql(" FROM due WHERE jobs.id = due.id RETURNING jobs.*");
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.kinds)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.lease_until)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.limit)?;
+        out.push_sql(")");
         Ok(())
     }
 }

@@ -126,16 +126,50 @@ pub fn fan_out(
     request: RequestId,
     now: DateTime<Utc>,
 ) -> Result<Vec<JobRow>, StoreError> {
-    let targets: Vec<TargetRow> = with_conn!(conn, |c| et::table
+    let n = now.naive_utc();
+    let open: Vec<String> = match conn {
+        Conn::Pg(c) => {
+            let mut open: Vec<String> = FanOut {
+                tenant: tenant.to_string(),
+                request: request.to_string(),
+                now: n,
+            }
+            .load(&mut **c)?;
+            open.sort();
+            open
+        }
+        Conn::Sqlite(c) => fan_out_each(c, tenant, request, n)?,
+    };
+    Ok(open
+        .into_iter()
+        .map(|target| {
+            JobRow::new(
+                JobKind::CallTarget,
+                Some(tenant),
+                Some(request),
+                serde_json::json!({ "target_id": target }),
+                now,
+            )
+        })
+        .collect())
+}
+
+/// SQLite: the enabled targets, then one upsert per target.
+fn fan_out_each(
+    c: &mut diesel::SqliteConnection,
+    tenant: TenantId,
+    request: RequestId,
+    n: NaiveDateTime,
+) -> Result<Vec<String>, StoreError> {
+    let targets: Vec<TargetRow> = et::table
         .filter(et::tenant_id.eq(tenant.to_string()))
         .filter(et::enabled.eq(true))
         .order(et::id.asc())
         .select(TargetRow::as_select())
-        .load(c))?;
-    let n = now.naive_utc();
-    let rows: Vec<CallRow> = targets
-        .iter()
-        .map(|t| CallRow {
+        .load(c)?;
+    let mut open = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let row = CallRow {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: tenant.to_string(),
             request_id: request.to_string(),
@@ -149,44 +183,73 @@ pub fn fan_out(
             created_at: n,
             updated_at: n,
             confirmed_by: None,
-        })
-        .collect();
-    // A new call, or one not yet confirmed, goes (back) to pending and gets
-    // a job: one upsert per target.
-    let mut open = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let again: Option<String> = with_conn!(conn, |c| {
-            let upsert = diesel::insert_into(tc::table)
-                .values(row)
-                .on_conflict((tc::request_id, tc::target_id))
-                .do_update()
-                .set((
-                    tc::status.eq(CallStatus::Pending.as_str()),
-                    tc::updated_at.eq(n),
-                ));
-            // `ON CONFLICT ... DO UPDATE ... WHERE`: a confirmed call stays.
-            diesel::query_dsl::methods::FilterDsl::filter(
-                upsert,
-                tc::status.ne(CallStatus::Confirmed.as_str()),
-            )
-            .returning(tc::target_id)
-            .get_result(c)
-            .optional()
-        })?;
+        };
+        let upsert = diesel::insert_into(tc::table)
+            .values(&row)
+            .on_conflict((tc::request_id, tc::target_id))
+            .do_update()
+            .set((
+                tc::status.eq(CallStatus::Pending.as_str()),
+                tc::updated_at.eq(n),
+            ));
+        // `ON CONFLICT ... DO UPDATE ... WHERE`: a confirmed call stays.
+        let again: Option<String> = diesel::query_dsl::methods::FilterDsl::filter(
+            upsert,
+            tc::status.ne(CallStatus::Confirmed.as_str()),
+        )
+        .returning(tc::target_id)
+        .get_result(c)
+        .optional()?;
         open.extend(again);
     }
-    Ok(open
-        .into_iter()
-        .map(|target| {
-            JobRow::new(
-                JobKind::CallTarget,
-                Some(tenant),
-                Some(request),
-                serde_json::json!({ "target_id": target }),
-                now,
-            )
-        })
-        .collect())
+    Ok(open)
+}
+
+/// PostgreSQL: a call row for every enabled target of the tenant, or an
+/// unconfirmed one back to pending, as one statement; the targets called
+/// (again).
+struct FanOut {
+    tenant: String,
+    request: String,
+    now: NaiveDateTime,
+}
+
+impl diesel::query_builder::Query for FanOut {
+    type SqlType = diesel::sql_types::Text;
+}
+
+impl diesel::query_builder::QueryId for FanOut {
+    type QueryId = FanOut;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<diesel::pg::PgConnection> for FanOut {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for FanOut {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{Text, Timestamp};
+        out.push_sql(
+            "INSERT INTO target_calls (id, tenant_id, request_id, target_id, target_name, \
+             status, attempts, created_at, updated_at) \
+             SELECT gen_random_uuid()::text, t.tenant_id, ",
+        );
+        out.push_bind_param::<Text, _>(&self.request)?;
+        out.push_sql(", t.id, t.name, 'pending', 0, ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" FROM erasure_targets t WHERE t.enabled AND t.tenant_id = ");
+        out.push_bind_param::<Text, _>(&self.tenant)?;
+        out.push_sql(
+            " ON CONFLICT (request_id, target_id) DO UPDATE SET status = 'pending', updated_at = ",
+        );
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" WHERE target_calls.status <> 'confirmed' RETURNING target_id");
+        Ok(())
+    }
 }
 
 pub fn calls(conn: &mut Conn<'_>, request: RequestId) -> Result<Vec<CallRow>, StoreError> {

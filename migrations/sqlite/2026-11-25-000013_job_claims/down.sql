@@ -1,0 +1,1 @@
+CREATE INDEX target_calls_request ON target_calls (request_id);
