@@ -136,6 +136,38 @@ pub struct Retention {
     pub cancelled_days: u32,
 }
 
+/// The email to the subject entering `to` causes, if the tenant tells them.
+fn notice_on_entering(to: RequestState, f: &FollowUp<'_>) -> Option<SubjectNotice> {
+    let notice = match to {
+        RequestState::AwaitingApproval | RequestState::Erasing if f.on_submit => {
+            Some(SubjectNotice::Received)
+        }
+        RequestState::Rejected => Some(SubjectNotice::Rejected),
+        RequestState::Erased => Some(SubjectNotice::Erased),
+        _ => None,
+    };
+    notice.filter(|_| f.notify_subject)
+}
+
+/// Days a request closed in `to` keeps its personal fields (`None`: `to`
+/// is open).
+fn keep_days(to: RequestState, retention: &Retention) -> Option<u32> {
+    match to {
+        RequestState::Erased => Some(retention.erased_days),
+        RequestState::Rejected => Some(retention.rejected_days),
+        RequestState::Cancelled => Some(retention.cancelled_days),
+        _ => None,
+    }
+}
+
+/// Does the write that closes the request in `to` scrub its personal fields
+/// itself? When it keeps them no day at all and no email to the subject is
+/// still to go out (that needs the address), there is nothing to wait for:
+/// no `Scrub` job is written, the transition scrubs.
+pub fn scrubbed_on_entering(to: RequestState, f: &FollowUp<'_>) -> bool {
+    keep_days(to, f.retention) == Some(0) && notice_on_entering(to, f).is_none()
+}
+
 /// The jobs entering `to` causes.
 pub fn jobs_on_entering(to: RequestState, f: &FollowUp<'_>) -> Vec<PlannedJob> {
     let now_job = |kind, payload| PlannedJob {
@@ -160,15 +192,7 @@ pub fn jobs_on_entering(to: RequestState, f: &FollowUp<'_>) -> Vec<PlannedJob> {
         RequestState::Erasing => jobs.push(now_job(JobKind::StartErasure, serde_json::json!({}))),
         _ => {}
     }
-    let notice = match to {
-        RequestState::AwaitingApproval | RequestState::Erasing if f.on_submit => {
-            Some(SubjectNotice::Received)
-        }
-        RequestState::Rejected => Some(SubjectNotice::Rejected),
-        RequestState::Erased => Some(SubjectNotice::Erased),
-        _ => None,
-    };
-    if let (Some(notice), true) = (notice, f.notify_subject) {
+    if let Some(notice) = notice_on_entering(to, f) {
         jobs.push(now_job(
             JobKind::NotifySubject,
             serde_json::json!({ "notice": notice }),
@@ -177,18 +201,14 @@ pub fn jobs_on_entering(to: RequestState, f: &FollowUp<'_>) -> Vec<PlannedJob> {
     if to == RequestState::Erased {
         jobs.push(now_job(JobKind::SendReceipt, serde_json::json!({})));
     }
-    let keep_days = match to {
-        RequestState::Erased => Some(f.retention.erased_days),
-        RequestState::Rejected => Some(f.retention.rejected_days),
-        RequestState::Cancelled => Some(f.retention.cancelled_days),
-        _ => None,
-    };
-    if let Some(days) = keep_days {
-        jobs.push(PlannedJob {
+    match keep_days(to, f.retention) {
+        Some(_) if scrubbed_on_entering(to, f) => {}
+        Some(days) => jobs.push(PlannedJob {
             kind: JobKind::Scrub,
             run_at: f.now + Duration::days(i64::from(days)),
             payload: serde_json::json!({}),
-        });
+        }),
+        None => {}
     }
     if f.has_callback {
         jobs.push(now_job(
@@ -314,18 +334,31 @@ mod tests {
         let mut f = ctx(&[]);
         f.has_callback = true;
         f.from = Some(RequestState::Erasing);
+        // Kept no day and nobody to email: the transition itself scrubs.
+        let jobs = jobs_on_entering(RequestState::Erased, &f);
+        assert_eq!(kinds(&jobs), vec![JobKind::SendReceipt, JobKind::Callback]);
+        assert!(scrubbed_on_entering(RequestState::Erased, &f));
+        assert_eq!(jobs[1].payload["from"], "erasing");
+        // The subject's email still to go out needs the address: a job
+        // scrubs, due at once.
+        f.notify_subject = true;
         let jobs = jobs_on_entering(RequestState::Erased, &f);
         assert_eq!(
             kinds(&jobs),
-            vec![JobKind::SendReceipt, JobKind::Scrub, JobKind::Callback]
+            vec![
+                JobKind::NotifySubject,
+                JobKind::SendReceipt,
+                JobKind::Scrub,
+                JobKind::Callback
+            ]
         );
-        assert_eq!(
-            jobs[1].run_at, f.now,
-            "erased requests are scrubbed at once by default"
-        );
-        assert_eq!(jobs[2].payload["from"], "erasing");
+        assert_eq!(jobs[2].run_at, f.now);
+        assert!(!scrubbed_on_entering(RequestState::Erased, &f));
+        // Kept for days: a job scrubs then.
         let rejected = jobs_on_entering(RequestState::Rejected, &f);
-        assert_eq!(rejected[0].run_at, f.now + Duration::days(30));
+        assert_eq!(rejected[1].run_at, f.now + Duration::days(30));
+        assert!(!scrubbed_on_entering(RequestState::Rejected, &f));
+        assert!(!scrubbed_on_entering(RequestState::Erasing, &f));
     }
 
     #[test]

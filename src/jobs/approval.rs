@@ -14,6 +14,7 @@ use crate::email::views::{self, ApprovalMail};
 use crate::email::SendError;
 use crate::store::approvals::{self, LinkTarget};
 use crate::store::jobs::JobRow;
+use crate::store::requests::Seen;
 use crate::store::{requests, tenants, StoreError};
 
 fn mail_error(e: SendError) -> JobError {
@@ -85,15 +86,58 @@ pub(super) async fn note_all(
     }
 }
 
-async fn load(ctx: &JobContext, id: RequestId) -> Result<(ErasureRequest, Tenant), JobError> {
+async fn load(ctx: &JobContext, id: RequestId) -> Result<(Seen, Tenant), JobError> {
     Ok(ctx
         .store
         .read(move |conn| {
-            let r = requests::get_any(conn, id)?;
-            let t = tenants::get(conn, r.tenant_id)?;
-            Ok((r, t))
+            let seen = requests::get_seen_any(conn, id)?;
+            let t = tenants::get(conn, seen.request()?.tenant_id)?;
+            Ok((seen, t))
         })
         .await?)
+}
+
+/// Record an event on a request the job read before it sent an email, and
+/// end the job in the same write: one statement on PostgreSQL when the
+/// request has not moved since (see `requests::note_seen`). Failure is
+/// logged, not returned: what it records (an email) has happened.
+pub(super) async fn note_seen(
+    ctx: &JobContext,
+    seen: Seen,
+    what: &'static str,
+    detail: serde_json::Value,
+    finish: Finish,
+) -> Done {
+    let detail = detail.to_string();
+    let written = ctx
+        .store
+        .write_self_contained(move |conn| {
+            requests::note_seen(
+                conn,
+                &seen,
+                what,
+                &Actor::system("worker"),
+                Some(detail),
+                crate::domain::deadline::now(),
+                Some(finish.end()),
+            )
+        })
+        .await;
+    match written {
+        Ok(()) => Done::Recorded,
+        Err(e) => {
+            tracing::error!(event = what, error = %e, "could not record an audit event");
+            Done::ToRecord
+        }
+    }
+}
+
+/// How a job that sent an email records it, ending itself in the same write.
+enum Record {
+    /// On the one request it read (see [`note_seen`]).
+    Seen(Box<Seen>, Finish),
+    /// On every request it emailed about, in one transaction.
+    All(Finish),
 }
 
 /// Issue a link for `target`, email it with `requests`, and record it.
@@ -104,7 +148,7 @@ async fn mail_link(
     requests: &[ErasureRequest],
     now: DateTime<Utc>,
     reminder: bool,
-    finish: Finish,
+    record: Record,
 ) -> Result<Done, JobError> {
     let contact = tenant
         .settings
@@ -142,9 +186,14 @@ async fn mail_link(
     } else {
         "approval_email_sent"
     };
-    let ids = requests.iter().map(|r| r.id).collect();
     let detail = serde_json::json!({ "link_id": link_id });
-    Ok(note_all(ctx, tenant.id, ids, what, detail, Some(finish)).await)
+    Ok(match record {
+        Record::Seen(seen, finish) => note_seen(ctx, *seen, what, detail, finish).await,
+        Record::All(finish) => {
+            let ids = requests.iter().map(|r| r.id).collect();
+            note_all(ctx, tenant.id, ids, what, detail, Some(finish)).await
+        }
+    })
 }
 
 pub(super) async fn send_for_request(
@@ -153,7 +202,8 @@ pub(super) async fn send_for_request(
     now: DateTime<Utc>,
     reminder: bool,
 ) -> Result<Done, JobError> {
-    let (request, tenant) = load(ctx, request_of(job)?).await?;
+    let (seen, tenant) = load(ctx, request_of(job)?).await?;
+    let request = seen.request()?;
     if request.state != RequestState::AwaitingApproval {
         return Ok(Done::ToRecord); // decided or withdrawn meanwhile: nothing to ask
     }
@@ -165,7 +215,7 @@ pub(super) async fn send_for_request(
         std::slice::from_ref(&request),
         now,
         reminder,
-        Finish::of(job, now),
+        Record::Seen(Box::new(seen), Finish::of(job, now)),
     )
     .await
 }
@@ -205,7 +255,7 @@ pub(super) async fn send_for_batch(
         &items,
         now,
         reminder,
-        Finish::of(job, now),
+        Record::All(Finish::of(job, now)),
     )
     .await
 }
@@ -227,7 +277,7 @@ pub(super) async fn escalate(
     job: &JobRow,
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
-    let (request, _) = load(ctx, request_of(job)?).await?;
+    let request = load(ctx, request_of(job)?).await?.0.request()?;
     if !request.state.keeps_account_active() {
         return Ok(()); // decided meanwhile
     }

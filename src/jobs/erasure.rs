@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::approval::note_all;
+use super::approval::note_seen;
 use super::{payload, request_of, tenant_of, Done, Finish, JobContext, JobError};
 use crate::domain::audit::Actor;
 use crate::domain::signature;
@@ -389,7 +389,7 @@ pub(super) async fn scrub(
             Some(mut held) => requests::note_held(
                 conn,
                 &mut held,
-                "personal_data_scrubbed",
+                requests::SCRUBBED,
                 &Actor::system("worker"),
                 Some("{}".to_owned()),
                 now,
@@ -407,12 +407,13 @@ pub(super) async fn send_receipt(
     now: DateTime<Utc>,
 ) -> Result<Done, JobError> {
     let (id, tenant_id) = (request_of(job)?, tenant_of(job)?);
-    let (tenant, body) = ctx
+    let (tenant, seen, body) = ctx
         .store
         .read(move |conn| {
             let t = tenants::get(conn, tenant_id)?;
-            let b = receipts::body(conn, tenant_id, id)?;
-            Ok((t, b))
+            let seen = requests::get_seen(conn, tenant_id, id)?;
+            let b = receipts::body_of(conn, &seen)?;
+            Ok((t, seen, b))
         })
         .await?;
     let (Some(body), Some(contact)) = (body, tenant.settings.contact.clone()) else {
@@ -425,14 +426,6 @@ pub(super) async fn send_receipt(
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })?;
-    let finish = Some(Finish::of(job, now));
-    Ok(note_all(
-        ctx,
-        tenant.id,
-        vec![id],
-        "receipt_sent",
-        serde_json::json!({}),
-        finish,
-    )
-    .await)
+    let finish = Finish::of(job, now);
+    Ok(note_seen(ctx, seen, "receipt_sent", serde_json::json!({}), finish).await)
 }

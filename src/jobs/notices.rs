@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::approval::note_all;
+use super::approval::note_seen;
 use super::{payload, request_of, Done, Finish, JobContext, JobError};
 use crate::domain::outbox::SubjectNotice;
 use crate::email::{views, SendError};
@@ -16,18 +16,19 @@ pub(super) async fn send(
     let notice: SubjectNotice = serde_json::from_value(payload(job)?["notice"].clone())
         .map_err(|e| JobError::Permanent(format!("bad notice: {e}")))?;
     let id = request_of(job)?;
-    let (request, tenant, extension_reason) = ctx
+    let (seen, tenant, extension_reason) = ctx
         .store
         .read(move |conn| {
-            let r = requests::get_any(conn, id)?;
-            let t = tenants::get(conn, r.tenant_id)?;
+            let seen = requests::get_seen_any(conn, id)?;
+            let t = tenants::get(conn, seen.request()?.tenant_id)?;
             let why = match notice {
                 SubjectNotice::Extended => support::actions::extension_reason(conn, id)?,
                 _ => None,
             };
-            Ok((r, t, why))
+            Ok((seen, t, why))
         })
         .await?;
+    let request = seen.request()?;
     let Some(to) = request.subject_email.clone() else {
         return Ok(Done::ToRecord); // scrubbed meanwhile: nobody to tell
     };
@@ -39,6 +40,6 @@ pub(super) async fn send(
         SendError::Temporary(m) => JobError::Retry(m),
     })?;
     let detail = serde_json::json!({ "notice": notice });
-    let finish = Some(Finish::of(job, now));
-    Ok(note_all(ctx, tenant.id, vec![id], "subject_notified", detail, finish).await)
+    let finish = Finish::of(job, now);
+    Ok(note_seen(ctx, seen, "subject_notified", detail, finish).await)
 }

@@ -14,10 +14,22 @@ pub fn body(
     tenant: TenantId,
     id: RequestId,
 ) -> Result<Option<ReceiptBody>, StoreError> {
-    let (r, (audit_seq, audit_head)) = requests::get_with_head(conn, tenant, id)?;
+    let seen = requests::get_seen(conn, tenant, id)?;
+    body_of(conn, &seen)
+}
+
+/// [`body`] for a request read already.
+pub fn body_of(
+    conn: &mut Conn<'_>,
+    seen: &requests::Seen,
+) -> Result<Option<ReceiptBody>, StoreError> {
+    let r = seen.request()?;
+    let id = r.id;
     if r.state != RequestState::Erased {
         return Ok(None);
     }
+    let (audit_seq, audit_head) = seen.head();
+    let audit_head = audit_head.to_owned();
     let targets = targets::calls(conn, id)?
         .into_iter()
         .filter_map(|c| {

@@ -13,7 +13,9 @@ use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::audit::Actor;
 use crate::domain::deadline;
-use crate::domain::outbox::{jobs_on_entering, JobKind, PlannedJob, WorkflowPolicy};
+use crate::domain::outbox::{
+    jobs_on_entering, scrubbed_on_entering, JobKind, PlannedJob, WorkflowPolicy,
+};
 use crate::domain::request::{ErasureRequest, NewErasure};
 use crate::domain::secret::SecretDigest;
 use crate::domain::state::transition;
@@ -499,7 +501,7 @@ fn apply_row(
     follow_up.extend(super::opendsr::on_transition(
         conn, tenant, id, from, to, now,
     )?);
-    let after = RequestRow {
+    let mut after = RequestRow {
         state: to.as_str().to_owned(),
         updated_at: now.naive_utc(),
         closed_at,
@@ -511,12 +513,43 @@ fn apply_row(
         erased_at,
         ..row.clone()
     };
+    let mut events = vec![ev];
+    // Nothing to keep the personal fields for: scrubbed in this write, with
+    // its own audit event (as the `Scrub` job would).
+    let scrub = scrubbed_on_entering(to, &f);
+    if scrub {
+        let scrubbed = audit::chain_event(
+            tenant,
+            id,
+            &after.head(),
+            EventSpec {
+                from_state: Some(to.as_str()),
+                to_state: to.as_str(),
+                event: SCRUBBED,
+                actor: &Actor::system("worker"),
+                detail: Some("{}".to_owned()),
+            },
+            now,
+        );
+        after = RequestRow {
+            subject_id: None,
+            subject_email: None,
+            reason: None,
+            decision_explanation: None,
+            scrubbed_at: Some(now.naive_utc()),
+            audit_seq: scrubbed.seq,
+            audit_head: scrubbed.hash.clone(),
+            ..after
+        };
+        events.push(scrubbed);
+    }
     let written = ChainedWrite {
         before: &row,
         after: &after,
-        events: std::slice::from_ref(&ev),
+        events: &events,
         jobs: &follow_up,
         finish: None,
+        scrub,
     }
     .run(conn)?;
     if !written {
@@ -636,6 +669,9 @@ fn plan_rows(
     Ok(rows)
 }
 
+/// The audit event of a scrub.
+pub const SCRUBBED: &str = "personal_data_scrubbed";
+
 /// Remove a closed request's personal fields; the keyed subject hash stays.
 /// The request, held, if this scrubbed it (`None`: open, or scrubbed before).
 pub fn scrub(
@@ -673,17 +709,6 @@ pub fn scrub(
     Ok(row.map(|row| Held { row }))
 }
 
-/// A request with its chain head (for receipts).
-pub fn get_with_head(
-    conn: &mut Conn<'_>,
-    tenant: TenantId,
-    id: RequestId,
-) -> Result<(ErasureRequest, (i64, String)), StoreError> {
-    let row = load_row(conn, tenant, id)?;
-    let head = (row.audit_seq, row.audit_head.clone());
-    Ok((row.into_domain()?, head))
-}
-
 /// Record something that happened to a request without changing its state
 /// (an email sent, a reminder, an escalation), chained like any event.
 pub fn note(
@@ -711,6 +736,23 @@ fn note_row(
     now: DateTime<Utc>,
     finish: Option<(&str, DateTime<Utc>)>,
 ) -> Result<RequestRow, StoreError> {
+    note_if_unmoved(conn, &row, what, actor, detail, now, finish)?.ok_or(StoreError::Conflict(
+        "the request changed meanwhile, try again",
+    ))
+}
+
+/// Chain an event onto `row` if the request is still as `row` shows it (its
+/// state and chain head): the row as the write left it, or `None` and
+/// nothing written.
+fn note_if_unmoved(
+    conn: &mut Conn<'_>,
+    row: &RequestRow,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<Option<RequestRow>, StoreError> {
     let corrupt = || StoreError::Internal(format!("request {}: bad id", row.id));
     let tenant: TenantId = row.tenant_id.parse().map_err(|_| corrupt())?;
     let id: RequestId = row.id.parse().map_err(|_| corrupt())?;
@@ -734,19 +776,76 @@ fn note_row(
         ..row.clone()
     };
     let written = ChainedWrite {
-        before: &row,
+        before: row,
         after: &after,
         events: std::slice::from_ref(&ev),
         jobs: &[],
         finish: finish.map(|(job, at)| (job, at.naive_utc())),
+        scrub: false,
     }
     .run(conn)?;
-    if !written {
-        return Err(StoreError::Conflict(
-            "the request changed meanwhile, try again",
-        ));
+    Ok(written.then_some(after))
+}
+
+/// A request as read earlier, outside any write: what a job read before it
+/// sent an email, to note the email on without reading the request again.
+pub struct Seen {
+    row: RequestRow,
+}
+
+impl Seen {
+    pub fn request(&self) -> Result<ErasureRequest, StoreError> {
+        self.row.clone().into_domain()
     }
-    Ok(after)
+
+    /// The chain head as read: its sequence number and hash.
+    pub fn head(&self) -> (i64, &str) {
+        (self.row.audit_seq, &self.row.audit_head)
+    }
+}
+
+/// A request by id alone, to note on later (see [`note_seen`]).
+pub fn get_seen_any(conn: &mut Conn<'_>, id: RequestId) -> Result<Seen, StoreError> {
+    let row: RequestRow = with_conn!(conn, |c| er::table
+        .find(id.to_string())
+        .select(RequestRow::as_select())
+        .first(c))?;
+    Ok(Seen { row })
+}
+
+/// [`get_seen_any`] within a tenant.
+pub fn get_seen(conn: &mut Conn<'_>, tenant: TenantId, id: RequestId) -> Result<Seen, StoreError> {
+    Ok(Seen {
+        row: load_row(conn, tenant, id)?,
+    })
+}
+
+/// Record an event on a request read earlier (see [`note`]); with `finish`,
+/// mark that claimed job finished in the same write. If the request is still
+/// as it was seen, that is one statement on PostgreSQL, which needs no
+/// transaction around it (`Store::write_self_contained`); if it moved, the
+/// request is held and the event chained onto it as it is now, atomically.
+pub fn note_seen(
+    conn: &mut Conn<'_>,
+    seen: &Seen,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<(), StoreError> {
+    if note_if_unmoved(conn, &seen.row, what, actor, detail.clone(), now, finish)?.is_some() {
+        return Ok(());
+    }
+    let id: RequestId = seen
+        .row
+        .id
+        .parse()
+        .map_err(|_| StoreError::Internal(format!("request {}: bad id", seen.row.id)))?;
+    conn.atomic(|c| {
+        let mut held = hold_any(c, id)?;
+        note_held(c, &mut held, what, actor, detail, now, finish)
+    })
 }
 
 /// Mark an undecided request as escalated to support (once).

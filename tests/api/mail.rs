@@ -44,11 +44,27 @@ impl Drop for MailCatcher {
 
 impl MailCatcher {
     pub async fn start() -> Self {
-        Self::start_on(free_port()).await
+        Self::start_with(None).await
     }
 
     pub async fn start_on(smtp_port: u16) -> Self {
-        let web_port = free_port();
+        Self::start_with(Some(smtp_port)).await
+    }
+
+    /// A free port can be taken by another test between our probe and
+    /// maildev's bind; maildev then exits. Try again on fresh ports (the
+    /// caller's SMTP port, if it gave one, stays).
+    async fn start_with(smtp_port: Option<u16>) -> Self {
+        for _ in 0..3 {
+            let smtp = smtp_port.unwrap_or_else(free_port);
+            if let Some(catcher) = Self::try_start(smtp, free_port()).await {
+                return catcher;
+            }
+        }
+        panic!("maildev exited three times before it listened (ports taken?)");
+    }
+
+    async fn try_start(smtp_port: u16, web_port: u16) -> Option<Self> {
         let child = Command::new(maildev_bin())
             .args([
                 "--smtp",
@@ -70,7 +86,7 @@ impl MailCatcher {
                      Install it with scripts/test, or set LETHE_TEST_MAILDEV."
                 )
             });
-        let catcher = Self {
+        let mut catcher = Self {
             child,
             smtp_port,
             web_port,
@@ -81,15 +97,17 @@ impl MailCatcher {
             let web = catcher.client.get(catcher.api("/email")).send().await;
             let smtp = std::net::TcpStream::connect(("127.0.0.1", smtp_port));
             if web.is_ok() && smtp.is_ok() {
-                break;
+                return Some(catcher);
+            }
+            if catcher.child.try_wait().ok().flatten().is_some() {
+                return None; // exited: a port was taken
             }
             assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "maildev did not come up"
+                started.elapsed() < Duration::from_secs(60),
+                "maildev did not come up in 60 s"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        catcher
     }
 
     fn api(&self, path: &str) -> String {

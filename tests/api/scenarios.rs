@@ -73,9 +73,19 @@ pub async fn non_eu_submission_goes_straight_to_erasing(app: TestApp) {
         .post_empty(&t, &format!("/v1/erasure-requests/{}/complete", id_of(&v)))
         .await;
     assert_eq!(done.status(), StatusCode::OK);
+    // Kept no day (the default) and no email to the subject to send: the
+    // completion scrubbed the request itself, no job is left to.
+    assert_eq!(job_kinds(&app, &id_of(&v)).await, vec!["send_receipt"]);
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(done["state"], "erased");
+    assert!(done["subject_id"].is_null(), "{done}");
     assert_eq!(
-        job_kinds(&app, &id_of(&v)).await,
-        vec!["send_receipt", "scrub"]
+        app.count(&format!(
+            "erasure_requests WHERE id = '{}' AND subject_id IS NULL AND scrubbed_at IS NOT NULL",
+            id_of(&v)
+        ))
+        .await,
+        1
     );
 }
 
@@ -868,4 +878,95 @@ pub async fn metrics_are_exposed_for_prometheus(app: TestApp) {
         "routes are labelled by pattern"
     );
     assert!(!text.contains("metered"), "no subject ids in metrics");
+}
+
+/// A job notes what it did on the request as it read it before acting (one
+/// statement when nothing moved). If another write chained an event on the
+/// request meanwhile, the note goes on the new head: both events are there,
+/// in order, and the chain verifies.
+pub async fn a_note_on_a_request_that_moved_meanwhile_goes_on_its_new_head(app: TestApp) {
+    use lethe::domain::audit::Actor;
+    use lethe::domain::TenantId;
+    use lethe::store::{audit, requests};
+    let t = app.create_tenant("privacy_contact").await;
+    let r = app.submit(&t, &json!({ "subject_id": "moved-1" })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rid: RequestId = id_of(&r.json().await.unwrap()).parse().unwrap();
+    let tid: TenantId = t.id.parse().unwrap();
+    let now = lethe::domain::deadline::now();
+    let seen = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            store
+                .read(move |c| requests::get_seen_any(c, rid))
+                .await
+                .unwrap()
+        }
+    };
+    // Unmoved: chained on the head it was read at.
+    let unmoved = seen(&app).await;
+    app.store
+        .write_self_contained(move |c| {
+            requests::note_seen(
+                c,
+                &unmoved,
+                "first_seen",
+                &Actor::system("test"),
+                None,
+                now,
+                None,
+            )
+        })
+        .await
+        .unwrap();
+    // Moved: another event lands between the read and the note.
+    let stale = seen(&app).await;
+    app.store
+        .write(move |c| {
+            requests::note(c, tid, rid, "in_between", &Actor::system("test"), None, now)
+        })
+        .await
+        .unwrap();
+    app.store
+        .write_self_contained(move |c| {
+            requests::note_seen(
+                c,
+                &stale,
+                "second_seen",
+                &Actor::system("test"),
+                None,
+                now,
+                None,
+            )
+        })
+        .await
+        .unwrap();
+    let events = app
+        .store
+        .read(move |c| audit::for_request(c, tid, rid))
+        .await
+        .unwrap();
+    let tail: Vec<(i64, &str)> = events
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|e| (e.seq, e.event.as_str()))
+        .collect();
+    let n = events.len() as i64;
+    assert_eq!(
+        tail,
+        vec![
+            (n - 2, "first_seen"),
+            (n - 1, "in_between"),
+            (n, "second_seen")
+        ],
+        "{events:?}"
+    );
+    let verify = app.lethe_bin(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }

@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp};
 use diesel::QueryResult;
 
 use super::RequestRow;
@@ -32,6 +32,8 @@ pub(super) struct ChainedWrite<'a> {
     pub jobs: &'a [JobRow],
     /// A claimed job to mark finished with it.
     pub finish: Option<(&'a str, NaiveDateTime)>,
+    /// Remove the personal fields (`after` has them empty and says when).
+    pub scrub: bool,
 }
 
 impl ChainedWrite<'_> {
@@ -65,6 +67,18 @@ impl ChainedWrite<'_> {
                 .execute(&mut **c)?;
                 if updated == 0 {
                     return Ok(false);
+                }
+                if self.scrub {
+                    diesel::update(er::table.filter(er::id.eq(&b.id)))
+                        .set((
+                            er::subject_id.eq(None::<String>),
+                            er::subject_email.eq(None::<String>),
+                            er::reason.eq(None::<String>),
+                            er::extension_reason.eq(None::<String>),
+                            er::cancel_reason.eq(None::<String>),
+                            er::scrubbed_at.eq(a.scrubbed_at),
+                        ))
+                        .execute(&mut **c)?;
                 }
                 let mut conn = Conn::Sqlite(c);
                 for ev in self.events {
@@ -110,6 +124,8 @@ struct Statement<'a> {
     w: &'a ChainedWrite<'a>,
     finish_id: Option<&'a str>,
     finish_at: Option<NaiveDateTime>,
+    /// When the write scrubs: now.
+    scrubbed_at: Option<NaiveDateTime>,
     ev_id: Vec<&'a str>,
     ev_tenant: Vec<&'a str>,
     ev_request: Vec<&'a str>,
@@ -140,6 +156,7 @@ impl<'a> Statement<'a> {
             w,
             finish_id: w.finish.map(|(id, _)| id),
             finish_at: w.finish.map(|(_, at)| at),
+            scrubbed_at: w.after.scrubbed_at.filter(|_| w.scrub),
             ev_id: events.iter().map(|e| e.id.as_str()).collect(),
             ev_tenant: events.iter().map(|e| e.tenant_id.as_str()).collect(),
             ev_request: events.iter().map(|e| e.request_id.as_str()).collect(),
@@ -197,6 +214,26 @@ impl QueryFragment<Pg> for Statement<'_> {
         out.push_bind_param::<Nullable<Timestamp>, _>(&a.approved_at)?;
         out.push_sql(", erased_at = ");
         out.push_bind_param::<Nullable<Timestamp>, _>(&a.erased_at)?;
+        // A scrub empties the personal fields; otherwise they stay as they
+        // are (never written back from a row read earlier).
+        for column in [
+            "subject_id",
+            "subject_email",
+            "reason",
+            "extension_reason",
+            "cancel_reason",
+        ] {
+            out.push_sql(", ");
+            out.push_sql(column);
+            out.push_sql(" = CASE WHEN ");
+            out.push_bind_param::<Bool, _>(&self.w.scrub)?;
+            out.push_sql(" THEN NULL ELSE ");
+            out.push_sql(column);
+            out.push_sql(" END");
+        }
+        out.push_sql(", scrubbed_at = COALESCE(");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&self.scrubbed_at)?;
+        out.push_sql(", scrubbed_at)");
         out.push_sql(SQL_WHERE);
         out.push_bind_param::<Text, _>(&b.id)?;
         out.push_sql(" AND state = ");
