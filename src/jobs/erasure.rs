@@ -31,9 +31,25 @@ pub fn complete_if_done(
     workflow: &crate::domain::outbox::WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    // Neither erasing nor failed (erased already, or cancelled), or still
-    // waiting for a target.
-    if transition(held.state()?, Event::Complete).is_err() || !targets::all_confirmed(conn, id)? {
+    // Neither erasing nor failed (erased already, or cancelled): nothing to
+    // ask the calls.
+    if transition(held.state()?, Event::Complete).is_err() {
+        return Ok(false);
+    }
+    let all = targets::all_confirmed(conn, id)?;
+    complete_if(conn, held, all, workflow, now)
+}
+
+/// Move the held request to `erased` if `all_confirmed` (and its state
+/// allows).
+fn complete_if(
+    conn: &mut crate::store::Conn<'_>,
+    held: &mut Held,
+    all_confirmed: bool,
+    workflow: &crate::domain::outbox::WorkflowPolicy,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if !all_confirmed || transition(held.state()?, Event::Complete).is_err() {
         return Ok(false);
     }
     requests::apply_held(
@@ -101,8 +117,7 @@ pub(super) async fn call_target(
     let (request, target, call) = ctx
         .store
         .read(move |conn| {
-            let r = requests::get_any(conn, id)?;
-            let (c, t) = targets::call_with_target(conn, id, &t_id)?;
+            let (r, c, t) = requests::get_any_with_call(conn, id, &t_id)?;
             Ok((r, t, c))
         })
         .await?;
@@ -228,7 +243,8 @@ pub(super) async fn call_target(
             // First, so that the other targets' answers to this request wait
             // for this one (and the audit chain never sees two writers).
             let mut held = requests::hold(conn, tenant, id)?;
-            targets::record(conn, id, &tid, status, code, err_text.as_deref(), now)?;
+            let all_confirmed =
+                targets::record_confirming(conn, id, &tid, status, code, err_text.as_deref(), now)?;
             if let Some(what) = what {
                 // The job ends with the note (`finish` is there exactly
                 // when `what` is).
@@ -244,7 +260,7 @@ pub(super) async fn call_target(
             }
             match answer {
                 Answer::Erased => {
-                    complete_if_done(conn, &mut held, id, &workflow, now)?;
+                    complete_if(conn, &mut held, all_confirmed, &workflow, now)?;
                 }
                 Answer::Refused => fail(conn, &mut held, &tid, &workflow, now)?,
                 _ => {}

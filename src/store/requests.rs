@@ -9,6 +9,7 @@ use super::api_keys;
 use super::audit::{self, ChainHead, EventSpec};
 use super::jobs::{self, JobRow};
 use super::schema::erasure_requests as er;
+use super::targets::{CallRow, TargetRow};
 use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::audit::Actor;
@@ -885,6 +886,32 @@ pub fn get_any(conn: &mut Conn<'_>, id: RequestId) -> Result<ErasureRequest, Sto
         .select(RequestRow::as_select())
         .first(c))?;
     row.into_domain()
+}
+
+/// A request with its call to a target and the target, in one read (for
+/// the job that makes the call; by id alone, as workers act across tenants).
+pub fn get_any_with_call(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+    target: &str,
+) -> Result<(ErasureRequest, CallRow, TargetRow), StoreError> {
+    use super::schema::{erasure_targets as et, target_calls as tc};
+    let (row, call, t): (RequestRow, CallRow, TargetRow) = with_conn!(conn, |c| er::table
+        .inner_join(tc::table.on(tc::request_id.eq(er::id)))
+        .inner_join(
+            et::table.on(et::id
+                .eq(tc::target_id)
+                .and(et::tenant_id.eq(tc::tenant_id)))
+        )
+        .filter(er::id.eq(id.to_string()))
+        .filter(tc::target_id.eq(target))
+        .select((
+            RequestRow::as_select(),
+            CallRow::as_select(),
+            TargetRow::as_select()
+        ))
+        .first(c))?;
+    Ok((row.into_domain()?, call, t))
 }
 
 /// The requests of a batch still waiting for a decision, oldest first.

@@ -268,25 +268,6 @@ pub fn call(conn: &mut Conn<'_>, request: RequestId, target: &str) -> Result<Cal
         .first(c))?)
 }
 
-/// A request's call to a target with the target itself, in one read (for
-/// the job that makes the call).
-pub fn call_with_target(
-    conn: &mut Conn<'_>,
-    request: RequestId,
-    target: &str,
-) -> Result<(CallRow, TargetRow), StoreError> {
-    Ok(with_conn!(conn, |c| tc::table
-        .inner_join(
-            et::table.on(et::id
-                .eq(tc::target_id)
-                .and(et::tenant_id.eq(tc::tenant_id)))
-        )
-        .filter(tc::request_id.eq(request.to_string()))
-        .filter(tc::target_id.eq(target))
-        .select((CallRow::as_select(), TargetRow::as_select()))
-        .first(c))?)
-}
-
 /// Record the outcome of one call to a target.
 pub fn record(
     conn: &mut Conn<'_>,
@@ -317,6 +298,103 @@ pub fn record(
     ))
     .execute(c))?;
     Ok(())
+}
+
+/// [`record`], answering whether a confirmation completed the set: every
+/// call of the request confirmed after it (as [`all_confirmed`] would; false
+/// for any other status). On PostgreSQL the update and the count are one
+/// statement. Hold the request (`requests::hold`) first: every
+/// writer of a request's calls does, so the count cannot miss a confirmation
+/// committing meanwhile.
+pub fn record_confirming(
+    conn: &mut Conn<'_>,
+    request: RequestId,
+    target: &str,
+    status: CallStatus,
+    code: Option<u16>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let confirming = status == CallStatus::Confirmed;
+    let Conn::Pg(c) = conn else {
+        record(conn, request, target, status, code, error, now)?;
+        return Ok(confirming && all_confirmed(conn, request)?);
+    };
+    let n = now.naive_utc();
+    let q = RecordCounting {
+        request: request.to_string(),
+        target,
+        status: status.as_str(),
+        code: code.map(i32::from),
+        error: error.map(|e| e.chars().take(500).collect::<String>()),
+        confirmed_at: (status == CallStatus::Confirmed).then_some(n),
+        now: n,
+    };
+    let (others_open, this_confirmed, total): (i64, i64, i64) = q.get_result(&mut **c)?;
+    Ok(confirming && total > 0 && others_open == 0 && this_confirmed == 1)
+}
+
+/// PostgreSQL: [`record`]'s update and, from the statement's snapshot (the
+/// calls as they were before it), how many other calls are not confirmed,
+/// whether this one is confirmed after it, and how many calls there are.
+struct RecordCounting<'a> {
+    request: String,
+    target: &'a str,
+    status: &'a str,
+    code: Option<i32>,
+    error: Option<String>,
+    confirmed_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+}
+
+impl diesel::query_builder::Query for RecordCounting<'_> {
+    type SqlType = (
+        diesel::sql_types::BigInt,
+        diesel::sql_types::BigInt,
+        diesel::sql_types::BigInt,
+    );
+}
+
+impl diesel::query_builder::QueryId for RecordCounting<'_> {
+    type QueryId = RecordCounting<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl RunQueryDsl<diesel::pg::PgConnection> for RecordCounting<'_> {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordCounting<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+        out.push_sql("WITH rec AS (UPDATE target_calls SET status = ");
+        out.push_bind_param::<Text, _>(self.status)?;
+        out.push_sql(", attempts = attempts + 1, last_status_code = ");
+        out.push_bind_param::<Nullable<Integer>, _>(&self.code)?;
+        out.push_sql(", last_error = ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.error)?;
+        out.push_sql(", confirmed_at = ");
+        out.push_bind_param::<Nullable<Timestamp>, _>(&self.confirmed_at)?;
+        out.push_sql(", updated_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" WHERE request_id = ");
+        out.push_bind_param::<Text, _>(&self.request)?;
+        out.push_sql(" AND target_id = ");
+        out.push_bind_param::<Text, _>(self.target)?;
+        // A confirmation is final.
+        out.push_sql(
+            " AND status <> 'confirmed' RETURNING 1) SELECT count(*) FILTER (WHERE target_id <> ",
+        );
+        out.push_bind_param::<Text, _>(self.target)?;
+        out.push_sql(" AND status <> 'confirmed'), count(*) FILTER (WHERE target_id = ");
+        out.push_bind_param::<Text, _>(self.target)?;
+        out.push_sql(" AND (status = 'confirmed' OR ");
+        out.push_bind_param::<Text, _>(self.status)?;
+        out.push_sql(" = 'confirmed')), count(*) FROM target_calls WHERE request_id = ");
+        out.push_bind_param::<Text, _>(&self.request)?;
+        Ok(())
+    }
 }
 
 /// Has every target of this request confirmed? (False when it has none.)
