@@ -89,11 +89,7 @@ pub(super) async fn note_all(
 async fn load(ctx: &JobContext, id: RequestId) -> Result<(Seen, Tenant), JobError> {
     Ok(ctx
         .store
-        .read(move |conn| {
-            let seen = requests::get_seen_any(conn, id)?;
-            let t = tenants::get(conn, seen.request()?.tenant_id)?;
-            Ok((seen, t))
-        })
+        .read(move |conn| requests::get_seen_any_with_tenant(conn, id))
         .await?)
 }
 

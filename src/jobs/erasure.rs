@@ -426,8 +426,10 @@ pub(super) async fn send_receipt(
     let (tenant, seen, body) = ctx
         .store
         .read(move |conn| {
-            let t = tenants::get(conn, tenant_id)?;
-            let seen = requests::get_seen(conn, tenant_id, id)?;
+            let (seen, t) = requests::get_seen_any_with_tenant(conn, id)?;
+            if t.id != tenant_id {
+                return Err(StoreError::NotFound);
+            }
             let b = receipts::body_of(conn, &seen)?;
             Ok((t, seen, b))
         })

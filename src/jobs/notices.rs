@@ -6,7 +6,7 @@ use super::approval::note_seen;
 use super::{payload, request_of, Done, Finish, JobContext, JobError};
 use crate::domain::outbox::SubjectNotice;
 use crate::email::{views, SendError};
-use crate::store::{requests, support, tenants};
+use crate::store::{requests, support};
 
 pub(super) async fn send(
     ctx: &JobContext,
@@ -19,8 +19,7 @@ pub(super) async fn send(
     let (seen, tenant, extension_reason) = ctx
         .store
         .read(move |conn| {
-            let seen = requests::get_seen_any(conn, id)?;
-            let t = tenants::get(conn, seen.request()?.tenant_id)?;
+            let (seen, t) = requests::get_seen_any_with_tenant(conn, id)?;
             let why = match notice {
                 SubjectNotice::Extended => support::actions::extension_reason(conn, id)?,
                 _ => None,

@@ -11,6 +11,7 @@ use super::jobs::{self, JobRow};
 use super::schema::erasure_requests as er;
 use super::targets::{CallRow, TargetRow};
 use super::tenants::utc;
+use super::tenants::TenantRow;
 use super::{Conn, StoreError};
 use crate::domain::audit::Actor;
 use crate::domain::deadline;
@@ -20,7 +21,7 @@ use crate::domain::outbox::{
 use crate::domain::request::{ErasureRequest, NewErasure};
 use crate::domain::secret::SecretDigest;
 use crate::domain::state::transition;
-use crate::domain::tenant::ApprovalPolicy;
+use crate::domain::tenant::{ApprovalPolicy, Tenant};
 use crate::domain::values::{EmailAddress, Initiator, SubjectId};
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::with_conn;
@@ -812,6 +813,20 @@ pub fn get_seen_any(conn: &mut Conn<'_>, id: RequestId) -> Result<Seen, StoreErr
         .select(RequestRow::as_select())
         .first(c))?;
     Ok(Seen { row })
+}
+
+/// [`get_seen_any`] with the request's tenant, in one read.
+pub fn get_seen_any_with_tenant(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+) -> Result<(Seen, Tenant), StoreError> {
+    use super::schema::tenants as tn;
+    let (row, tenant): (RequestRow, TenantRow) = with_conn!(conn, |c| er::table
+        .inner_join(tn::table.on(tn::id.eq(er::tenant_id)))
+        .filter(er::id.eq(id.to_string()))
+        .select((RequestRow::as_select(), TenantRow::as_select()))
+        .first(c))?;
+    Ok((Seen { row }, tenant.into_domain()?))
 }
 
 /// [`get_seen_any`] within a tenant.

@@ -13,7 +13,7 @@ use crate::with_conn;
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tenants)]
 #[diesel(treat_none_as_null = true)]
-struct TenantRow {
+pub(super) struct TenantRow {
     id: String,
     name: String,
     approval_policy: String,
@@ -49,7 +49,7 @@ impl TenantRow {
         }
     }
 
-    fn into_domain(self) -> Result<Tenant, StoreError> {
+    pub(super) fn into_domain(self) -> Result<Tenant, StoreError> {
         let corrupt = |what: &str| StoreError::Internal(format!("tenant {}: bad {what}", self.id));
         let policy =
             ApprovalPolicy::parse(&self.approval_policy).ok_or_else(|| corrupt("policy"))?;
