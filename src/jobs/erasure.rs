@@ -5,12 +5,14 @@ use chrono::{DateTime, Duration, Utc};
 use super::approval::note_seen;
 use super::{payload, request_of, tenant_of, Done, Finish, JobContext, JobError};
 use crate::domain::audit::Actor;
+use crate::domain::outbox::JobKind;
 use crate::domain::signature;
 use crate::domain::state::transition;
 use crate::domain::target::{classify, Answer, CallStatus, TargetKind};
 use crate::domain::{Event, RequestId, RequestState};
 use crate::email::views;
 use crate::email::SendError;
+use crate::store::jobs::{self, JobRow};
 use crate::store::requests::{self, Change, Held};
 use crate::store::{receipts, targets, tenants, StoreError};
 
@@ -392,26 +394,43 @@ pub(super) async fn callback(
     }
 }
 
+/// How long a scrub waits for the subject's email (see [`scrub`]).
+const SCRUB_WAITS_FOR_NOTICE: Duration = Duration::hours(1);
+
 pub(super) async fn scrub(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
     now: DateTime<Utc>,
 ) -> Result<Done, JobError> {
     let id = request_of(job)?;
+    let tenant = tenant_of(job).ok();
     let finish = Finish::of(job, now);
     // The scrub, its audit event and the job's end in one transaction.
     ctx.store
-        .write(move |conn| match requests::scrub(conn, id, now)? {
-            Some(mut held) => requests::note_held(
-                conn,
-                &mut held,
-                requests::SCRUBBED,
-                &Actor::system("worker"),
-                Some("{}".to_owned()),
-                now,
-                Some(finish.end()),
-            ),
-            None => finish.record(conn),
+        .write(move |conn| {
+            // An email to the subject still to go out (the erasure's notice,
+            // due with this scrub) needs their address: a new scrub an hour
+            // on, as long as that email is queued or being retried. (A retry
+            // of this job would use up its attempts waiting.)
+            if jobs::has_unfinished(conn, id, JobKind::NotifySubject)? {
+                let mut later =
+                    JobRow::new(JobKind::Scrub, tenant, Some(id), serde_json::json!({}), now);
+                later.run_at = (now + SCRUB_WAITS_FOR_NOTICE).naive_utc();
+                jobs::enqueue(conn, &[later])?;
+                return finish.record(conn);
+            }
+            match requests::scrub(conn, id, now)? {
+                Some(mut held) => requests::note_held(
+                    conn,
+                    &mut held,
+                    requests::SCRUBBED,
+                    &Actor::system("worker"),
+                    Some("{}".to_owned()),
+                    now,
+                    Some(finish.end()),
+                ),
+                None => finish.record(conn),
+            }
         })
         .await?;
     Ok(Done::Recorded)

@@ -132,6 +132,22 @@ pub fn for_request(conn: &mut Conn<'_>, request: RequestId) -> Result<Vec<JobRow
         .load(c))?)
 }
 
+/// Has the request a job of `kind` not yet finished (due, running, or
+/// waiting to be retried)?
+pub fn has_unfinished(
+    conn: &mut Conn<'_>,
+    request: RequestId,
+    kind: JobKind,
+) -> Result<bool, StoreError> {
+    Ok(with_conn!(conn, |c| diesel::select(diesel::dsl::exists(
+        jobs::table
+            .filter(jobs::request_id.eq(request.to_string()))
+            .filter(jobs::kind.eq(kind.as_str()))
+            .filter(jobs::finished_at.is_null())
+    ))
+    .get_result(c))?)
+}
+
 /// Claim the next due job of one of `kinds` for `worker`, leasing it until
 /// `lease_until`. See [`claim_many`].
 pub fn claim(

@@ -629,3 +629,58 @@ pub async fn racing_approvals_make_one_transition(db: Db) {
         "one transition"
     );
 }
+
+/// An erased request is scrubbed at once, unless an email to the subject is
+/// still to go out: that needs their address, so the scrub waits for it
+/// (here, for the mail server to come back).
+pub async fn the_scrub_waits_for_the_subjects_email(db: Db) {
+    let port = crate::mail::free_port();
+    let app = spawn_app_with(
+        db,
+        &[
+            ("LETHE_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
+            ("LETHE_SMTP_TIMEOUT_SECS", "2".into()),
+        ],
+    )
+    .await;
+    let t = app
+        .create_tenant_from(json!({
+            "name": "Acme US",
+            "approval_policy": "none",
+            "notify_subject": true
+        }))
+        .await;
+    let r = app
+        .submit(
+            &t,
+            &json!({ "subject_id": "told-1", "subject_email": "jane@example.org" }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = app
+        .post_empty(&t, &format!("/v1/erasure-requests/{id}/complete"))
+        .await;
+    assert_eq!(done.status(), StatusCode::OK);
+    let kept = format!("erasure_requests WHERE id = '{id}' AND subject_email IS NOT NULL");
+    let scrubbed = format!(
+        "erasure_requests WHERE id = '{id}' AND subject_email IS NULL AND subject_id IS NULL AND scrubbed_at IS NOT NULL"
+    );
+    // The mail server is down: the subject's emails wait, and the scrub too.
+    let pass = app.run_jobs().await;
+    assert!(pass.retried >= 2, "{pass:?}");
+    assert_eq!(
+        app.count(&kept).await,
+        1,
+        "scrubbed before the subject was told"
+    );
+    let mail = MailCatcher::start_on(port).await;
+    app.run_jobs_at(chrono::Utc::now() + Duration::hours(2))
+        .await;
+    // Told of the receipt and of the erasure, then scrubbed.
+    assert_eq!(mail.wait_for("jane@example.org", 2).await.len(), 2);
+    assert_eq!(app.count(&scrubbed).await, 1);
+}

@@ -82,6 +82,7 @@ macro_rules! on_both_backends_with_peers {
 on_both_backends_with_peers!(
     approval_mail_and_browser_click_start_the_erasure,
     opening_the_link_changes_nothing,
+    the_scrub_waits_for_the_subjects_email,
     used_expired_and_voided_links_change_nothing,
     rejection_needs_a_reason_and_the_subject_is_told,
     mail_waits_for_the_smtp_server,

@@ -47,24 +47,35 @@ impl ChainedWrite<'_> {
             }
             Conn::Sqlite(c) => {
                 let (b, a) = (self.before, self.after);
-                let updated = diesel::update(
-                    er::table
-                        .filter(er::id.eq(&b.id))
-                        .filter(er::state.eq(&b.state))
-                        .filter(er::audit_seq.eq(b.audit_seq)),
-                )
-                .set((
-                    er::state.eq(&a.state),
-                    er::updated_at.eq(a.updated_at),
-                    er::closed_at.eq(a.closed_at),
-                    er::audit_seq.eq(a.audit_seq),
-                    er::audit_head.eq(&a.audit_head),
-                    er::decision_code.eq(&a.decision_code),
-                    er::decision_explanation.eq(&a.decision_explanation),
-                    er::approved_at.eq(a.approved_at),
-                    er::erased_at.eq(a.erased_at),
-                ))
-                .execute(&mut **c)?;
+                let row = er::table
+                    .filter(er::id.eq(&b.id))
+                    .filter(er::state.eq(&b.state))
+                    .filter(er::audit_seq.eq(b.audit_seq));
+                // SQLite rewrites the entries of every index on a column an
+                // UPDATE sets, changed or not (PostgreSQL compares the
+                // values): a note sets the chain head alone.
+                let updated = if self.moves_only_the_head() {
+                    diesel::update(row)
+                        .set((
+                            er::audit_seq.eq(a.audit_seq),
+                            er::audit_head.eq(&a.audit_head),
+                        ))
+                        .execute(&mut **c)?
+                } else {
+                    diesel::update(row)
+                        .set((
+                            er::state.eq(&a.state),
+                            er::updated_at.eq(a.updated_at),
+                            er::closed_at.eq(a.closed_at),
+                            er::audit_seq.eq(a.audit_seq),
+                            er::audit_head.eq(&a.audit_head),
+                            er::decision_code.eq(&a.decision_code),
+                            er::decision_explanation.eq(&a.decision_explanation),
+                            er::approved_at.eq(a.approved_at),
+                            er::erased_at.eq(a.erased_at),
+                        ))
+                        .execute(&mut **c)?
+                };
                 if updated == 0 {
                     return Ok(false);
                 }
@@ -95,6 +106,22 @@ impl ChainedWrite<'_> {
                 Ok(true)
             }
         }
+    }
+}
+
+impl ChainedWrite<'_> {
+    /// Does the write leave every column but the chain head as it was (a
+    /// note)?
+    fn moves_only_the_head(&self) -> bool {
+        let (b, a) = (self.before, self.after);
+        !self.scrub
+            && b.state == a.state
+            && b.updated_at == a.updated_at
+            && b.closed_at == a.closed_at
+            && b.decision_code == a.decision_code
+            && b.decision_explanation == a.decision_explanation
+            && b.approved_at == a.approved_at
+            && b.erased_at == a.erased_at
     }
 }
 
