@@ -11,7 +11,6 @@ use super::jobs::{self, JobRow};
 use super::schema::erasure_requests as er;
 use super::targets::{CallRow, TargetRow};
 use super::tenants::utc;
-use super::tenants::TenantRow;
 use super::{Conn, StoreError};
 use crate::domain::audit::Actor;
 use crate::domain::deadline;
@@ -21,15 +20,19 @@ use crate::domain::outbox::{
 use crate::domain::request::{ErasureRequest, NewErasure};
 use crate::domain::secret::SecretDigest;
 use crate::domain::state::transition;
-use crate::domain::tenant::{ApprovalPolicy, Tenant};
+use crate::domain::tenant::ApprovalPolicy;
 use crate::domain::values::{EmailAddress, Initiator, SubjectId};
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::with_conn;
 
 mod chained;
+mod held;
 mod one_statement;
+mod seen;
 
 use chained::ChainedWrite;
+pub use held::{apply_held, hold, hold_any, note_held, Held};
+pub use seen::{get_seen, get_seen_any, get_seen_any_with_tenant, note_seen, Seen};
 
 use one_statement::Outcome;
 
@@ -563,95 +566,6 @@ fn apply_row(
     Ok(Some(after))
 }
 
-/// A request row this write transaction holds: no other writer can change it
-/// until the transaction ends (PostgreSQL: `SELECT ... FOR UPDATE`; SQLite's
-/// one writer holds the whole database). Notes and transitions on it need no
-/// read of their own and cannot lose a race; each keeps it as it left it.
-/// Only meaningful inside a write transaction.
-pub struct Held {
-    row: RequestRow,
-}
-
-impl Held {
-    pub fn request(&self) -> Result<ErasureRequest, StoreError> {
-        self.row.clone().into_domain()
-    }
-
-    pub fn state(&self) -> Result<RequestState, StoreError> {
-        self.row.state()
-    }
-
-    pub fn tenant(&self) -> Result<TenantId, StoreError> {
-        self.row
-            .tenant_id
-            .parse()
-            .map_err(|_| StoreError::Internal(format!("request {}: bad tenant id", self.row.id)))
-    }
-}
-
-/// Take a tenant's request for the rest of this write transaction.
-pub fn hold(conn: &mut Conn<'_>, tenant: TenantId, id: RequestId) -> Result<Held, StoreError> {
-    hold_where(conn, Some(tenant), id)
-}
-
-/// [`hold`] by id alone, for workers (which act across tenants).
-pub fn hold_any(conn: &mut Conn<'_>, id: RequestId) -> Result<Held, StoreError> {
-    hold_where(conn, None, id)
-}
-
-fn hold_where(
-    conn: &mut Conn<'_>,
-    tenant: Option<TenantId>,
-    id: RequestId,
-) -> Result<Held, StoreError> {
-    let row: RequestRow = match conn {
-        Conn::Pg(c) => er::table
-            .find(id.to_string())
-            .select(RequestRow::as_select())
-            .for_update()
-            .first(&mut **c)?,
-        Conn::Sqlite(c) => er::table
-            .find(id.to_string())
-            .select(RequestRow::as_select())
-            .first(&mut **c)?,
-    };
-    // Another tenant's request is not there for this one.
-    if tenant.is_some_and(|t| t.to_string() != row.tenant_id) {
-        return Err(StoreError::NotFound);
-    }
-    Ok(Held { row })
-}
-
-/// Apply a change to a held request (see [`apply`]).
-pub fn apply_held(
-    conn: &mut Conn<'_>,
-    held: &mut Held,
-    change: Change<'_>,
-    workflow: &WorkflowPolicy,
-    now: DateTime<Utc>,
-) -> Result<ErasureRequest, StoreError> {
-    let row = apply_row(conn, held.row.clone(), change, workflow, now)?.ok_or(
-        StoreError::Conflict("the request changed meanwhile, try again"),
-    )?;
-    held.row = row;
-    held.request()
-}
-
-/// Record an event on a held request (see [`note`]); with `finish`, mark
-/// that claimed job finished (id, when) in the same write.
-pub fn note_held(
-    conn: &mut Conn<'_>,
-    held: &mut Held,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<(), StoreError> {
-    held.row = note_row(conn, held.row.clone(), what, actor, detail, now, finish)?;
-    Ok(())
-}
-
 /// Turn planned jobs into rows; `StartErasure` becomes one call per target.
 fn plan_rows(
     conn: &mut Conn<'_>,
@@ -787,81 +701,6 @@ fn note_if_unmoved(
     }
     .run(conn)?;
     Ok(written.then_some(after))
-}
-
-/// A request as read earlier, outside any write: what a job read before it
-/// sent an email, to note the email on without reading the request again.
-pub struct Seen {
-    row: RequestRow,
-}
-
-impl Seen {
-    pub fn request(&self) -> Result<ErasureRequest, StoreError> {
-        self.row.clone().into_domain()
-    }
-
-    /// The chain head as read: its sequence number and hash.
-    pub fn head(&self) -> (i64, &str) {
-        (self.row.audit_seq, &self.row.audit_head)
-    }
-}
-
-/// A request by id alone, to note on later (see [`note_seen`]).
-pub fn get_seen_any(conn: &mut Conn<'_>, id: RequestId) -> Result<Seen, StoreError> {
-    let row: RequestRow = with_conn!(conn, |c| er::table
-        .find(id.to_string())
-        .select(RequestRow::as_select())
-        .first(c))?;
-    Ok(Seen { row })
-}
-
-/// [`get_seen_any`] with the request's tenant, in one read.
-pub fn get_seen_any_with_tenant(
-    conn: &mut Conn<'_>,
-    id: RequestId,
-) -> Result<(Seen, Tenant), StoreError> {
-    use super::schema::tenants as tn;
-    let (row, tenant): (RequestRow, TenantRow) = with_conn!(conn, |c| er::table
-        .inner_join(tn::table.on(tn::id.eq(er::tenant_id)))
-        .filter(er::id.eq(id.to_string()))
-        .select((RequestRow::as_select(), TenantRow::as_select()))
-        .first(c))?;
-    Ok((Seen { row }, tenant.into_domain()?))
-}
-
-/// [`get_seen_any`] within a tenant.
-pub fn get_seen(conn: &mut Conn<'_>, tenant: TenantId, id: RequestId) -> Result<Seen, StoreError> {
-    Ok(Seen {
-        row: load_row(conn, tenant, id)?,
-    })
-}
-
-/// Record an event on a request read earlier (see [`note`]); with `finish`,
-/// mark that claimed job finished in the same write. If the request is still
-/// as it was seen, that is one statement on PostgreSQL, which needs no
-/// transaction around it (`Store::write_self_contained`); if it moved, the
-/// request is held and the event chained onto it as it is now, atomically.
-pub fn note_seen(
-    conn: &mut Conn<'_>,
-    seen: &Seen,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<(), StoreError> {
-    if note_if_unmoved(conn, &seen.row, what, actor, detail.clone(), now, finish)?.is_some() {
-        return Ok(());
-    }
-    let id: RequestId = seen
-        .row
-        .id
-        .parse()
-        .map_err(|_| StoreError::Internal(format!("request {}: bad id", seen.row.id)))?;
-    conn.atomic(|c| {
-        let mut held = hold_any(c, id)?;
-        note_held(c, &mut held, what, actor, detail, now, finish)
-    })
 }
 
 /// Mark an undecided request as escalated to support (once).

@@ -1,0 +1,89 @@
+//! A request as a job read it before acting, and the note it records on it
+//! afterwards.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::{er, hold_any, load_row, note_held, note_if_unmoved, RequestRow};
+use crate::domain::audit::Actor;
+use crate::domain::request::ErasureRequest;
+use crate::domain::tenant::Tenant;
+use crate::domain::{RequestId, TenantId};
+use crate::store::tenants::TenantRow;
+use crate::store::{Conn, StoreError};
+use crate::with_conn;
+
+/// A request as read earlier, outside any write: what a job read before it
+/// sent an email, to note the email on without reading the request again.
+pub struct Seen {
+    pub(super) row: RequestRow,
+}
+
+impl Seen {
+    pub fn request(&self) -> Result<ErasureRequest, StoreError> {
+        self.row.clone().into_domain()
+    }
+
+    /// The chain head as read: its sequence number and hash.
+    pub fn head(&self) -> (i64, &str) {
+        (self.row.audit_seq, &self.row.audit_head)
+    }
+}
+
+/// A request by id alone, to note on later (see [`note_seen`]).
+pub fn get_seen_any(conn: &mut Conn<'_>, id: RequestId) -> Result<Seen, StoreError> {
+    let row: RequestRow = with_conn!(conn, |c| er::table
+        .find(id.to_string())
+        .select(RequestRow::as_select())
+        .first(c))?;
+    Ok(Seen { row })
+}
+
+/// [`get_seen_any`] with the request's tenant, in one read.
+pub fn get_seen_any_with_tenant(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+) -> Result<(Seen, Tenant), StoreError> {
+    use crate::store::schema::tenants as tn;
+    let (row, tenant): (RequestRow, TenantRow) = with_conn!(conn, |c| er::table
+        .inner_join(tn::table.on(tn::id.eq(er::tenant_id)))
+        .filter(er::id.eq(id.to_string()))
+        .select((RequestRow::as_select(), TenantRow::as_select()))
+        .first(c))?;
+    Ok((Seen { row }, tenant.into_domain()?))
+}
+
+/// [`get_seen_any`] within a tenant.
+pub fn get_seen(conn: &mut Conn<'_>, tenant: TenantId, id: RequestId) -> Result<Seen, StoreError> {
+    Ok(Seen {
+        row: load_row(conn, tenant, id)?,
+    })
+}
+
+/// Record an event on a request read earlier (see [`note`]); with `finish`,
+/// mark that claimed job finished in the same write. If the request is still
+/// as it was seen, that is one statement on PostgreSQL, which needs no
+/// transaction around it (`Store::write_self_contained`); if it moved, the
+/// request is held and the event chained onto it as it is now, atomically.
+pub fn note_seen(
+    conn: &mut Conn<'_>,
+    seen: &Seen,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<(), StoreError> {
+    if note_if_unmoved(conn, &seen.row, what, actor, detail.clone(), now, finish)?.is_some() {
+        return Ok(());
+    }
+    let id: RequestId = seen
+        .row
+        .id
+        .parse()
+        .map_err(|_| StoreError::Internal(format!("request {}: bad id", seen.row.id)))?;
+    conn.atomic(|c| {
+        let mut held = hold_any(c, id)?;
+        note_held(c, &mut held, what, actor, detail, now, finish)
+    })
+}
