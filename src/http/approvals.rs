@@ -19,7 +19,7 @@ use crate::email::texts::{rejection_label, texts, Texts};
 use crate::email::views::ItemView;
 use crate::store::approvals::{self, Link, LinkTarget};
 use crate::store::requests::{self, Change, Held};
-use crate::store::{tenants, Conn, StoreError};
+use crate::store::{Conn, StoreError};
 
 #[derive(Template)]
 #[template(path = "pages/approval.html")]
@@ -111,10 +111,9 @@ fn load_to_decide(
     digest: &SecretDigest,
     hold: bool,
 ) -> Result<Option<(Loaded, Option<Held>)>, StoreError> {
-    let Some(link) = approvals::find(conn, digest)? else {
+    let Some((link, tenant)) = approvals::find_with_tenant(conn, digest)? else {
         return Ok(None);
     };
-    let tenant = tenants::get(conn, link.tenant)?;
     let (items, held) = match link.target {
         LinkTarget::Request(id) if hold => {
             let held = requests::hold(conn, link.tenant, id)?;

@@ -9,6 +9,7 @@ use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::approval::LinkStatus;
 use crate::domain::secret::SecretDigest;
+use crate::domain::tenant::Tenant;
 use crate::domain::{BatchId, RequestId, TenantId};
 use crate::with_conn;
 
@@ -173,13 +174,21 @@ impl<const BATCH: bool> diesel::query_builder::QueryFragment<diesel::pg::Pg>
     }
 }
 
-pub fn find(conn: &mut Conn<'_>, digest: &SecretDigest) -> Result<Option<Link>, StoreError> {
-    let row: Option<LinkRow> = with_conn!(conn, |c| al::table
+/// The link a token's digest names, with its tenant, in one read.
+pub fn find_with_tenant(
+    conn: &mut Conn<'_>,
+    digest: &SecretDigest,
+) -> Result<Option<(Link, Tenant)>, StoreError> {
+    use super::schema::tenants as tn;
+    use super::tenants::TenantRow;
+    let row: Option<(LinkRow, TenantRow)> = with_conn!(conn, |c| al::table
+        .inner_join(tn::table.on(tn::id.eq(al::tenant_id)))
         .filter(al::token_hash.eq(digest.as_str()))
-        .select(LinkRow::as_select())
+        .select((LinkRow::as_select(), TenantRow::as_select()))
         .first(c)
         .optional())?;
-    row.map(LinkRow::into_domain).transpose()
+    row.map(|(l, t)| Ok((l.into_domain()?, t.into_domain()?)))
+        .transpose()
 }
 
 /// Use the link: true for the one caller that gets it, false for the rest.
