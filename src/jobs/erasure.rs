@@ -35,10 +35,8 @@ pub fn complete_if_done(
 ) -> Result<bool, StoreError> {
     // Neither erasing nor failed (erased already, or cancelled): nothing to
     // ask the calls.
-    if transition(held.state()?, Event::Complete).is_err() {
-        return Ok(false);
-    }
-    let all = targets::all_confirmed(conn, id)?;
+    let all =
+        transition(held.state()?, Event::Complete).is_ok() && targets::all_confirmed(conn, id)?;
     complete_if(conn, held, all, workflow, now)
 }
 

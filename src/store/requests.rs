@@ -29,6 +29,7 @@ mod chained;
 mod held;
 mod one_statement;
 mod seen;
+mod unnest;
 
 use chained::ChainedWrite;
 pub use held::{apply_held, hold, hold_any, note_held, Held};
@@ -68,6 +69,15 @@ struct RequestRow {
 }
 
 impl RequestRow {
+    /// The row's tenant and request ids.
+    fn ids(&self) -> Result<(TenantId, RequestId), StoreError> {
+        let corrupt = || StoreError::Internal(format!("request {}: bad id", self.id));
+        Ok((
+            self.tenant_id.parse().map_err(|_| corrupt())?,
+            self.id.parse().map_err(|_| corrupt())?,
+        ))
+    }
+
     fn state(&self) -> Result<RequestState, StoreError> {
         self.state
             .parse()
@@ -463,9 +473,7 @@ fn apply_row(
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<RequestRow>, StoreError> {
-    let corrupt = || StoreError::Internal(format!("request {}: bad id", row.id));
-    let tenant: TenantId = row.tenant_id.parse().map_err(|_| corrupt())?;
-    let id: RequestId = row.id.parse().map_err(|_| corrupt())?;
+    let (tenant, id) = row.ids()?;
     let from = row.state()?;
     let event = change.event;
     let to = transition(from, event)?;
@@ -669,9 +677,7 @@ fn note_if_unmoved(
     now: DateTime<Utc>,
     finish: Option<(&str, DateTime<Utc>)>,
 ) -> Result<Option<RequestRow>, StoreError> {
-    let corrupt = || StoreError::Internal(format!("request {}: bad id", row.id));
-    let tenant: TenantId = row.tenant_id.parse().map_err(|_| corrupt())?;
-    let id: RequestId = row.id.parse().map_err(|_| corrupt())?;
+    let (tenant, id) = row.ids()?;
     let state = row.state()?;
     let ev = audit::chain_event(
         tenant,

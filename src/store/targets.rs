@@ -268,6 +268,11 @@ pub fn call(conn: &mut Conn<'_>, request: RequestId, target: &str) -> Result<Cal
         .first(c))?)
 }
 
+/// A call's last error or an owner's note as kept: at most 500 characters.
+fn kept_text(text: Option<&str>) -> Option<String> {
+    text.map(|t| t.chars().take(500).collect())
+}
+
 /// Record the outcome of one call to a target.
 pub fn record(
     conn: &mut Conn<'_>,
@@ -280,7 +285,7 @@ pub fn record(
 ) -> Result<(), StoreError> {
     let n = now.naive_utc();
     let confirmed = (status == CallStatus::Confirmed).then_some(n);
-    let error = error.map(|e| e.chars().take(500).collect::<String>());
+    let error = kept_text(error);
     with_conn!(conn, |c| diesel::update(
         tc::table
             .filter(tc::request_id.eq(request.to_string()))
@@ -326,7 +331,7 @@ pub fn record_confirming(
         target,
         status: status.as_str(),
         code: code.map(i32::from),
-        error: error.map(|e| e.chars().take(500).collect::<String>()),
+        error: kept_text(error),
         confirmed_at: (status == CallStatus::Confirmed).then_some(n),
         now: n,
     };
@@ -426,7 +431,7 @@ pub fn owner_report(
 ) -> Result<bool, StoreError> {
     let n = now.naive_utc();
     let confirmed = (status == CallStatus::Confirmed).then_some(n);
-    let note = note.map(|e| e.chars().take(500).collect::<String>());
+    let note = kept_text(note);
     let changed = with_conn!(conn, |c| diesel::update(
         tc::table
             .filter(tc::request_id.eq(request.to_string()))

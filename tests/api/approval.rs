@@ -16,6 +16,21 @@ async fn app_with_mail(db: Db) -> (TestApp, MailCatcher) {
     (app, mail)
 }
 
+/// An app whose SMTP server is not there yet (it can be started on the
+/// returned port later).
+async fn app_with_mail_down(db: Db) -> (TestApp, u16) {
+    let port = crate::mail::free_port();
+    let app = spawn_app_with(
+        db,
+        &[
+            ("LETHE_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
+            ("LETHE_SMTP_TIMEOUT_SECS", "2".into()),
+        ],
+    )
+    .await;
+    (app, port)
+}
+
 async fn state_of(app: &TestApp, t: &crate::helpers::Tenant, id: &str) -> String {
     let v: Value = app
         .get(t, &format!("/v1/erasure-requests/{id}"))
@@ -378,15 +393,7 @@ pub async fn rejection_needs_a_reason_and_the_subject_is_told(db: Db) {
 /// The SMTP server is down at first: nothing is lost, the mail goes out once
 /// it is back.
 pub async fn mail_waits_for_the_smtp_server(db: Db) {
-    let port = crate::mail::free_port();
-    let app = spawn_app_with(
-        db,
-        &[
-            ("LETHE_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
-            ("LETHE_SMTP_TIMEOUT_SECS", "2".into()),
-        ],
-    )
-    .await;
+    let (app, port) = app_with_mail_down(db).await;
     let t = app.create_eu_tenant("en", false).await;
     let id = submit(&app, &t, "patient-user").await;
     let pass = app.run_jobs().await;
@@ -634,15 +641,7 @@ pub async fn racing_approvals_make_one_transition(db: Db) {
 /// still to go out: that needs their address, so the scrub waits for it
 /// (here, for the mail server to come back).
 pub async fn the_scrub_waits_for_the_subjects_email(db: Db) {
-    let port = crate::mail::free_port();
-    let app = spawn_app_with(
-        db,
-        &[
-            ("LETHE_SMTP_URL", format!("smtp://127.0.0.1:{port}")),
-            ("LETHE_SMTP_TIMEOUT_SECS", "2".into()),
-        ],
-    )
-    .await;
+    let (app, port) = app_with_mail_down(db).await;
     let t = app
         .create_tenant_from(json!({
             "name": "Acme US",

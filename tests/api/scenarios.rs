@@ -903,22 +903,20 @@ pub async fn a_note_on_a_request_that_moved_meanwhile_goes_on_its_new_head(app: 
                 .unwrap()
         }
     };
+    let note_seen = |app: &TestApp, seen: requests::Seen, what: &'static str| {
+        let store = app.store.clone();
+        async move {
+            store
+                .write_self_contained(move |c| {
+                    requests::note_seen(c, &seen, what, &Actor::system("test"), None, now, None)
+                })
+                .await
+                .unwrap()
+        }
+    };
     // Unmoved: chained on the head it was read at.
     let unmoved = seen(&app).await;
-    app.store
-        .write_self_contained(move |c| {
-            requests::note_seen(
-                c,
-                &unmoved,
-                "first_seen",
-                &Actor::system("test"),
-                None,
-                now,
-                None,
-            )
-        })
-        .await
-        .unwrap();
+    note_seen(&app, unmoved, "first_seen").await;
     // Moved: another event lands between the read and the note.
     let stale = seen(&app).await;
     app.store
@@ -927,20 +925,7 @@ pub async fn a_note_on_a_request_that_moved_meanwhile_goes_on_its_new_head(app: 
         })
         .await
         .unwrap();
-    app.store
-        .write_self_contained(move |c| {
-            requests::note_seen(
-                c,
-                &stale,
-                "second_seen",
-                &Actor::system("test"),
-                None,
-                now,
-                None,
-            )
-        })
-        .await
-        .unwrap();
+    note_seen(&app, stale, "second_seen").await;
     let events = app
         .store
         .read(move |c| audit::for_request(c, tid, rid))

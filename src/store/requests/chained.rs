@@ -12,9 +12,10 @@ use chrono::NaiveDateTime;
 use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use diesel::QueryResult;
 
+use super::unnest::{EventColumns, JobColumns};
 use super::RequestRow;
 use crate::store::audit::AuditRow;
 use crate::store::jobs::{self, JobRow};
@@ -128,20 +129,8 @@ impl ChainedWrite<'_> {
 /// The row's update; the rest only for the row it returned.
 const SQL_UPDATE: &str = "WITH req AS (UPDATE erasure_requests SET state = ";
 const SQL_WHERE: &str = " WHERE id = ";
-const SQL_EVENTS: &str = " RETURNING id), \
-events AS (INSERT INTO audit_events (id, tenant_id, request_id, seq, from_state, to_state, \
-event, actor_kind, actor_id, detail, at, prev_hash, hash) \
-SELECT e.id, e.tenant_id, e.request_id, e.seq, e.from_state, e.to_state, e.event, \
-e.actor_kind, e.actor_id, e.detail, e.at, e.prev_hash, e.hash FROM req, unnest(";
-const SQL_JOBS: &str = ") AS e(id, tenant_id, request_id, seq, from_state, to_state, event, \
-actor_kind, actor_id, detail, at, prev_hash, hash)), \
-queued AS (INSERT INTO jobs (id, tenant_id, request_id, kind, payload, run_at, attempts, \
-max_attempts, created_at, dead) \
-SELECT j.id, j.tenant_id, j.request_id, j.kind, j.payload, j.run_at, 0, j.max_attempts, \
-j.created_at, FALSE FROM req, unnest(";
-const SQL_FINISH: &str = ") AS j(id, tenant_id, request_id, kind, payload, run_at, \
-max_attempts, created_at)), \
-finished AS (UPDATE jobs SET finished_at = ";
+const SQL_EVENTS: &str = " RETURNING id), ";
+const SQL_FINISH: &str = ", finished AS (UPDATE jobs SET finished_at = ";
 const SQL_FINISH_WHERE: &str = ", lease_until = NULL, locked_by = NULL \
 FROM req WHERE jobs.id = ";
 const SQL_END: &str = ") SELECT count(*) FROM req";
@@ -153,58 +142,19 @@ struct Statement<'a> {
     finish_at: Option<NaiveDateTime>,
     /// When the write scrubs: now.
     scrubbed_at: Option<NaiveDateTime>,
-    ev_id: Vec<&'a str>,
-    ev_tenant: Vec<&'a str>,
-    ev_request: Vec<&'a str>,
-    ev_seq: Vec<i64>,
-    ev_from: Vec<Option<&'a str>>,
-    ev_to: Vec<&'a str>,
-    ev_event: Vec<&'a str>,
-    ev_actor_kind: Vec<&'a str>,
-    ev_actor_id: Vec<&'a str>,
-    ev_detail: Vec<Option<&'a str>>,
-    ev_at: Vec<NaiveDateTime>,
-    ev_prev: Vec<&'a str>,
-    ev_hash: Vec<&'a str>,
-    job_id: Vec<&'a str>,
-    job_tenant: Vec<Option<&'a str>>,
-    job_request: Vec<Option<&'a str>>,
-    job_kind: Vec<&'a str>,
-    job_payload: Vec<&'a str>,
-    job_run_at: Vec<NaiveDateTime>,
-    job_max_attempts: Vec<i32>,
-    job_created_at: Vec<NaiveDateTime>,
+    events: EventColumns<'a>,
+    jobs: JobColumns<'a>,
 }
 
 impl<'a> Statement<'a> {
     fn new(w: &'a ChainedWrite<'a>) -> Self {
-        let (events, jobs) = (w.events, w.jobs);
         Self {
             w,
             finish_id: w.finish.map(|(id, _)| id),
             finish_at: w.finish.map(|(_, at)| at),
             scrubbed_at: w.after.scrubbed_at.filter(|_| w.scrub),
-            ev_id: events.iter().map(|e| e.id.as_str()).collect(),
-            ev_tenant: events.iter().map(|e| e.tenant_id.as_str()).collect(),
-            ev_request: events.iter().map(|e| e.request_id.as_str()).collect(),
-            ev_seq: events.iter().map(|e| e.seq).collect(),
-            ev_from: events.iter().map(|e| e.from_state.as_deref()).collect(),
-            ev_to: events.iter().map(|e| e.to_state.as_str()).collect(),
-            ev_event: events.iter().map(|e| e.event.as_str()).collect(),
-            ev_actor_kind: events.iter().map(|e| e.actor_kind.as_str()).collect(),
-            ev_actor_id: events.iter().map(|e| e.actor_id.as_str()).collect(),
-            ev_detail: events.iter().map(|e| e.detail.as_deref()).collect(),
-            ev_at: events.iter().map(|e| e.at).collect(),
-            ev_prev: events.iter().map(|e| e.prev_hash.as_str()).collect(),
-            ev_hash: events.iter().map(|e| e.hash.as_str()).collect(),
-            job_id: jobs.iter().map(|j| j.id.as_str()).collect(),
-            job_tenant: jobs.iter().map(|j| j.tenant_id.as_deref()).collect(),
-            job_request: jobs.iter().map(|j| j.request_id.as_deref()).collect(),
-            job_kind: jobs.iter().map(|j| j.kind.as_str()).collect(),
-            job_payload: jobs.iter().map(|j| j.payload.as_str()).collect(),
-            job_run_at: jobs.iter().map(|j| j.run_at).collect(),
-            job_max_attempts: jobs.iter().map(|j| j.max_attempts).collect(),
-            job_created_at: jobs.iter().map(|j| j.created_at).collect(),
+            events: EventColumns::new(w.events),
+            jobs: JobColumns::new(w.jobs),
         }
     }
 }
@@ -269,48 +219,9 @@ impl QueryFragment<Pg> for Statement<'_> {
         out.push_bind_param::<BigInt, _>(&b.audit_seq)?;
 
         out.push_sql(SQL_EVENTS);
-        out.push_bind_param::<Array<Text>, _>(&self.ev_id)?;
+        self.events.walk(&mut out)?;
         out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_tenant)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_request)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.ev_seq)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.ev_from)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_to)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_event)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_actor_kind)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_actor_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.ev_detail)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Timestamp>, _>(&self.ev_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_prev)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_hash)?;
-
-        out.push_sql(SQL_JOBS);
-        out.push_bind_param::<Array<Text>, _>(&self.job_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.job_tenant)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.job_request)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.job_kind)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.job_payload)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Timestamp>, _>(&self.job_run_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Integer>, _>(&self.job_max_attempts)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Timestamp>, _>(&self.job_created_at)?;
+        self.jobs.walk(&mut out)?;
 
         // No job to finish: `jobs.id = NULL` matches none.
         out.push_sql(SQL_FINISH);

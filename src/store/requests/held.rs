@@ -28,13 +28,6 @@ impl Held {
     pub fn state(&self) -> Result<RequestState, StoreError> {
         self.row.state()
     }
-
-    pub fn tenant(&self) -> Result<TenantId, StoreError> {
-        self.row
-            .tenant_id
-            .parse()
-            .map_err(|_| StoreError::Internal(format!("request {}: bad tenant id", self.row.id)))
-    }
 }
 
 /// Take a tenant's request for the rest of this write transaction.

@@ -14,9 +14,10 @@
 
 use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use diesel::{QueryResult, RunQueryDsl};
 
+use super::unnest::{EventColumns, JobColumns};
 use super::{KeyGuard, RequestRow};
 use crate::store::audit::AuditRow;
 use crate::store::jobs::JobRow;
@@ -37,19 +38,8 @@ const SQL_GUARD_NOTIFY: &str = " AND t.notify_subject = ";
 const SQL_REQUEST: &str = ") AS yes), req AS (INSERT INTO erasure_requests (id, tenant_id, \
 subject_hash, subject_id, subject_email, initiator, reason, callback_url, state, batch_id, \
 idempotency_key, fingerprint, received_at, due_at, updated_at, audit_seq, audit_head) SELECT ";
-const SQL_EVENTS: &str = " FROM ok WHERE ok.yes ON CONFLICT DO NOTHING RETURNING id, tenant_id), \
-events AS (INSERT INTO audit_events (id, tenant_id, request_id, seq, from_state, to_state, \
-event, actor_kind, actor_id, detail, at, prev_hash, hash) \
-SELECT e.id, req.tenant_id, req.id, e.seq, e.from_state, e.to_state, e.event, e.actor_kind, \
-e.actor_id, e.detail, e.at, e.prev_hash, e.hash FROM req, unnest(";
-const SQL_JOBS: &str = ") AS e(id, seq, from_state, to_state, event, actor_kind, actor_id, \
-detail, at, prev_hash, hash)), \
-queued AS (INSERT INTO jobs (id, tenant_id, request_id, kind, payload, run_at, attempts, \
-max_attempts, created_at, dead) \
-SELECT j.id, req.tenant_id, req.id, j.kind, j.payload, j.run_at, 0, j.max_attempts, \
-j.created_at, FALSE FROM req, unnest(";
-const SQL_END: &str = ") AS j(id, kind, payload, run_at, max_attempts, created_at)) \
-SELECT (SELECT count(*) FROM req), (SELECT yes FROM ok)";
+const SQL_EVENTS: &str = " FROM ok WHERE ok.yes ON CONFLICT DO NOTHING RETURNING id, tenant_id), ";
+const SQL_END: &str = " SELECT (SELECT count(*) FROM req), (SELECT yes FROM ok)";
 
 /// What the statement did.
 pub(super) enum Outcome {
@@ -68,28 +58,13 @@ pub(super) struct InsertSubmission<'a> {
     policy: &'a str,
     notify_subject: bool,
     request: &'a RequestRow,
-    ev_id: Vec<&'a str>,
-    ev_seq: Vec<i64>,
-    ev_from: Vec<Option<&'a str>>,
-    ev_to: Vec<&'a str>,
-    ev_event: Vec<&'a str>,
-    ev_actor_kind: Vec<&'a str>,
-    ev_actor_id: Vec<&'a str>,
-    ev_detail: Vec<Option<&'a str>>,
-    ev_at: Vec<chrono::NaiveDateTime>,
-    ev_prev: Vec<&'a str>,
-    ev_hash: Vec<&'a str>,
-    job_id: Vec<&'a str>,
-    job_kind: Vec<&'a str>,
-    job_payload: Vec<&'a str>,
-    job_run_at: Vec<chrono::NaiveDateTime>,
-    job_max_attempts: Vec<i32>,
-    job_created_at: Vec<chrono::NaiveDateTime>,
+    events: EventColumns<'a>,
+    jobs: JobColumns<'a>,
 }
 
 impl<'a> InsertSubmission<'a> {
     /// The events and jobs must belong to `request` (they are written with
-    /// its id and tenant).
+    /// the request and tenant ids they carry).
     pub(super) fn new(
         guard: Option<&'a KeyGuard<'a>>,
         request: &'a RequestRow,
@@ -103,23 +78,8 @@ impl<'a> InsertSubmission<'a> {
             policy: guard.map_or("", |g| g.policy.as_str()),
             notify_subject: guard.is_some_and(|g| g.notify_subject),
             request,
-            ev_id: events.iter().map(|e| e.id.as_str()).collect(),
-            ev_seq: events.iter().map(|e| e.seq).collect(),
-            ev_from: events.iter().map(|e| e.from_state.as_deref()).collect(),
-            ev_to: events.iter().map(|e| e.to_state.as_str()).collect(),
-            ev_event: events.iter().map(|e| e.event.as_str()).collect(),
-            ev_actor_kind: events.iter().map(|e| e.actor_kind.as_str()).collect(),
-            ev_actor_id: events.iter().map(|e| e.actor_id.as_str()).collect(),
-            ev_detail: events.iter().map(|e| e.detail.as_deref()).collect(),
-            ev_at: events.iter().map(|e| e.at).collect(),
-            ev_prev: events.iter().map(|e| e.prev_hash.as_str()).collect(),
-            ev_hash: events.iter().map(|e| e.hash.as_str()).collect(),
-            job_id: jobs.iter().map(|j| j.id.as_str()).collect(),
-            job_kind: jobs.iter().map(|j| j.kind.as_str()).collect(),
-            job_payload: jobs.iter().map(|j| j.payload.as_str()).collect(),
-            job_run_at: jobs.iter().map(|j| j.run_at).collect(),
-            job_max_attempts: jobs.iter().map(|j| j.max_attempts).collect(),
-            job_created_at: jobs.iter().map(|j| j.created_at).collect(),
+            events: EventColumns::new(events),
+            jobs: JobColumns::new(jobs),
         }
     }
 
@@ -194,40 +154,9 @@ impl QueryFragment<Pg> for InsertSubmission<'_> {
         out.push_bind_param::<Text, _>(&r.audit_head)?;
 
         out.push_sql(SQL_EVENTS);
-        out.push_bind_param::<Array<Text>, _>(&self.ev_id)?;
+        self.events.walk(&mut out)?;
         out.push_sql(", ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.ev_seq)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.ev_from)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_to)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_event)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_actor_kind)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_actor_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.ev_detail)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Timestamp>, _>(&self.ev_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_prev)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.ev_hash)?;
-
-        out.push_sql(SQL_JOBS);
-        out.push_bind_param::<Array<Text>, _>(&self.job_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.job_kind)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.job_payload)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Timestamp>, _>(&self.job_run_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Integer>, _>(&self.job_max_attempts)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Timestamp>, _>(&self.job_created_at)?;
+        self.jobs.walk(&mut out)?;
         out.push_sql(SQL_END);
         Ok(())
     }

@@ -77,11 +77,7 @@ pub fn note_seen(
     if note_if_unmoved(conn, &seen.row, what, actor, detail.clone(), now, finish)?.is_some() {
         return Ok(());
     }
-    let id: RequestId = seen
-        .row
-        .id
-        .parse()
-        .map_err(|_| StoreError::Internal(format!("request {}: bad id", seen.row.id)))?;
+    let (_, id) = seen.row.ids()?;
     conn.atomic(|c| {
         let mut held = hold_any(c, id)?;
         note_held(c, &mut held, what, actor, detail, now, finish)
