@@ -44,6 +44,16 @@ pub fn transition(from: &str, to: &str) {
         .increment(1);
 }
 
+/// A group of submissions written as one statement (PostgreSQL): how many
+/// it carried, how many it wrote (the rest went alone: replays, conflicts).
+pub fn submission_group(size: usize, written: usize) {
+    metrics::counter!("lethe_submission_groups_total").increment(1);
+    metrics::counter!("lethe_submissions_grouped_total", "outcome" => "written")
+        .increment(written as u64);
+    metrics::counter!("lethe_submissions_grouped_total", "outcome" => "alone")
+        .increment((size - written) as u64);
+}
+
 pub fn email(kind: &str, outcome: &str) {
     metrics::counter!("lethe_emails_total", "kind" => kind.to_owned(), "outcome" => outcome.to_owned()).increment(1);
 }

@@ -22,7 +22,8 @@ use crate::domain::values::{
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::store::api_keys::SubmitKey;
 use crate::store::jobs::{self, JobRow};
-use crate::store::requests::{self, Change, KeyGuard, ListFilter, Submission, Submitted};
+use crate::store::requests::{self, Change, Guarded, KeyGuard, ListFilter, Submission, Submitted};
+use crate::store::submit_group::Grouped;
 use crate::store::{api_keys, tenants, StoreError};
 
 pub const MAX_BATCH: usize = 1000;
@@ -271,7 +272,23 @@ pub async fn submit(
         Some(k) => {
             let s = submission(&k, erasure.clone(), &workflow, &subject_key, idem.clone());
             let prepared = requests::prepare(s, deadline::now()).map_err(ApiError::from)?;
-            Some((k, prepared))
+            let guard = KeyGuard {
+                digest: digest.clone(),
+                key_id: k.key.id.to_string(),
+                policy: k.policy,
+                notify_subject: k.notify_subject,
+            };
+            // On PostgreSQL, written with the others waiting (group commit);
+            // one it did not write goes alone below.
+            match state
+                .store
+                .submit_grouped(Guarded { prepared, guard })
+                .await
+                .map_err(ApiError::from)?
+            {
+                Grouped::Written(done) => return Ok(respond(&done, deadline::now())),
+                Grouped::Alone(g) => Some(g),
+            }
         }
         None => None,
     };
@@ -279,14 +296,8 @@ pub async fn submit(
     let outcome = state
         .store
         .write_self_contained(move |conn| {
-            if let Some((k, prepared)) = cached {
-                let guard = KeyGuard {
-                    digest: &digest,
-                    key_id: k.key.id.to_string(),
-                    policy: k.policy,
-                    notify_subject: k.notify_subject,
-                };
-                if let Some(done) = requests::submit_prepared(conn, prepared, Some(&guard))? {
+            if let Some(g) = cached {
+                if let Some(done) = requests::submit_prepared(conn, g.prepared, Some(&g.guard))? {
                     return Ok(Some(done));
                 }
                 keys.forget(&digest);

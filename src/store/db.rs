@@ -9,6 +9,8 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
+use super::requests::Guarded;
+use super::submit_group::{Grouped, SubmitGroups};
 use super::StoreError;
 
 /// Which database a URL names.
@@ -334,6 +336,8 @@ fn commit_failed(e: &StoreError) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     pools: Arc<Pools>,
+    /// PostgreSQL: the group commit for submissions ([`Store::submit_grouped`]).
+    submit_groups: Option<Arc<SubmitGroups>>,
     /// Woken after every committed write, so idle job workers look at once.
     written: Arc<tokio::sync::Notify>,
 }
@@ -367,6 +371,7 @@ impl Store {
     /// Open the pools. Does not require the database to be up (PostgreSQL
     /// connections are made lazily); see [`Store::ping`].
     pub fn open(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, StoreError> {
+        let mut submit_groups = None;
         let pools = match url.backend {
             Backend::Sqlite => {
                 let make = |size: u32, synchronous_full: bool, autocheckpoint: u32| {
@@ -424,11 +429,13 @@ impl Store {
                     .test_on_check_out(false)
                     .connection_timeout(opts.acquire_timeout)
                     .build_unchecked(ConnectionManager::<PgConnection>::new(&url.target));
+                submit_groups = Some(Arc::new(SubmitGroups::start(pool.clone())?));
                 Pools::Postgres(pool)
             }
         };
         Ok(Self {
             pools: Arc::new(pools),
+            submit_groups,
             written: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -523,6 +530,24 @@ impl Store {
                 })
                 .await
             }
+        }
+    }
+
+    /// Write a submission whose key came from the cache (see
+    /// [`crate::store::submit_group`]): on PostgreSQL with the others
+    /// waiting, as one statement. One it did not write (and, on SQLite, every
+    /// one) comes back [`Grouped::Alone`], for
+    /// [`crate::store::requests::submit_prepared`].
+    pub async fn submit_grouped(&self, s: Guarded) -> Result<Grouped, StoreError> {
+        match &self.submit_groups {
+            Some(groups) if !s.prepared.goes_alone() => {
+                let answer = groups.submit(s).await;
+                if let Ok(Grouped::Written(_)) = answer {
+                    self.written.notify_waiters();
+                }
+                answer
+            }
+            _ => Ok(Grouped::Alone(s)),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod receipts;
 pub mod requests;
 pub mod schema;
 pub mod stats;
+pub mod submit_group;
 pub mod support;
 pub mod target_links;
 pub mod targets;

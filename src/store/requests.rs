@@ -26,12 +26,14 @@ use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::with_conn;
 
 mod chained;
+mod grouped;
 mod held;
 mod one_statement;
 mod seen;
 mod unnest;
 
 use chained::ChainedWrite;
+pub use grouped::{insert as insert_grouped, Guarded};
 pub use held::{apply_held, hold, hold_any, note_held, Held};
 pub use seen::{get_seen, get_seen_any, get_seen_any_with_tenant, note_seen, Seen};
 
@@ -213,8 +215,8 @@ pub fn submit(
 /// [`crate::store::key_cache::SubmitKeyCache`], not looked up in this
 /// transaction): the submission only writes if the key is still live and its
 /// tenant's settings are these.
-pub struct KeyGuard<'a> {
-    pub digest: &'a SecretDigest,
+pub struct KeyGuard {
+    pub digest: SecretDigest,
     pub key_id: String,
     pub policy: ApprovalPolicy,
     pub notify_subject: bool,
@@ -329,59 +331,73 @@ pub fn prepare(s: Submission<'_>, now: DateTime<Utc>) -> Result<Prepared, StoreE
 pub fn submit_prepared(
     conn: &mut Conn<'_>,
     p: Prepared,
-    guard: Option<&KeyGuard<'_>>,
+    guard: Option<&KeyGuard>,
 ) -> Result<Option<Submitted>, StoreError> {
-    let Prepared {
-        tenant,
-        id,
-        to,
-        row,
-        events,
-        planned,
-        fans_out,
-        idempotency_key,
-        now,
-    } = p;
-    let outcome = match conn {
-        Conn::Pg(c) if !fans_out => {
-            let jobs: Vec<JobRow> = planned
-                .iter()
-                .map(|p| JobRow::planned(p, Some(tenant), Some(id), now))
-                .collect();
-            one_statement::InsertSubmission::new(guard, &row, &events, &jobs).run(c)?
-        }
-        _ => conn.atomic(|conn| {
-            if let Some(g) = guard {
-                let held = api_keys::find_active_for_submit(conn, g.digest)?.is_some_and(|k| {
-                    k.key.id.to_string() == g.key_id
-                        && k.policy == g.policy
-                        && k.notify_subject == g.notify_subject
-                });
-                if !held {
-                    return Ok(Outcome::KeyChanged);
+    if let Conn::Pg(c) = conn {
+        if !p.fans_out {
+            let jobs = p.job_rows();
+            let outcome =
+                one_statement::InsertSubmission::new(guard, &p.row, &p.events, &jobs).run(c)?;
+            return match outcome {
+                Outcome::KeyChanged => Ok(None),
+                Outcome::Conflict => {
+                    on_conflict(conn, p.idempotency_key.as_deref(), &p.row).map(Some)
                 }
-            }
-            let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
-                .values(&row)
-                .on_conflict_do_nothing()
-                .execute(c))?;
-            if inserted == 0 {
-                return Ok(Outcome::Conflict);
-            }
-            audit::insert(conn, &events)?;
-            let follow_up = plan_rows(conn, &planned, tenant, id, now)?;
-            jobs::enqueue(conn, &follow_up)?;
-            Ok(Outcome::Inserted)
-        })?,
-    };
-    match outcome {
-        Outcome::KeyChanged => return Ok(None),
-        Outcome::Conflict => return on_conflict(conn, idempotency_key.as_deref(), &row).map(Some),
-        Outcome::Inserted => {}
+                Outcome::Inserted => p.into_created().map(Some),
+            };
+        }
     }
-    crate::metrics::transition("new", RequestState::Pending.as_str());
-    crate::metrics::transition(RequestState::Pending.as_str(), to.as_str());
-    Ok(Some(Submitted::Created(row.into_domain()?)))
+    let outcome = conn.atomic(|conn| {
+        if let Some(g) = guard {
+            let held = api_keys::find_active_for_submit(conn, &g.digest)?.is_some_and(|k| {
+                k.key.id.to_string() == g.key_id
+                    && k.policy == g.policy
+                    && k.notify_subject == g.notify_subject
+            });
+            if !held {
+                return Ok(Outcome::KeyChanged);
+            }
+        }
+        let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
+            .values(&p.row)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        if inserted == 0 {
+            return Ok(Outcome::Conflict);
+        }
+        audit::insert(conn, &p.events)?;
+        let follow_up = plan_rows(conn, &p.planned, p.tenant, p.id, p.now)?;
+        jobs::enqueue(conn, &follow_up)?;
+        Ok(Outcome::Inserted)
+    })?;
+    match outcome {
+        Outcome::KeyChanged => Ok(None),
+        Outcome::Conflict => on_conflict(conn, p.idempotency_key.as_deref(), &p.row).map(Some),
+        Outcome::Inserted => p.into_created().map(Some),
+    }
+}
+
+impl Prepared {
+    /// Is it written on its own, not with others ([`insert_grouped`])? A
+    /// submission that fans out to the tenant's targets reads them first.
+    pub fn goes_alone(&self) -> bool {
+        self.fans_out
+    }
+
+    /// Its jobs as rows (a submission that does not fan out).
+    fn job_rows(&self) -> Vec<JobRow> {
+        self.planned
+            .iter()
+            .map(|p| JobRow::planned(p, Some(self.tenant), Some(self.id), self.now))
+            .collect()
+    }
+
+    /// The answer once its rows are written.
+    pub fn into_created(self) -> Result<Submitted, StoreError> {
+        crate::metrics::transition("new", RequestState::Pending.as_str());
+        crate::metrics::transition(RequestState::Pending.as_str(), self.to.as_str());
+        Ok(Submitted::Created(self.row.into_domain()?))
+    }
 }
 
 /// The insert hit a unique index: the replay of an idempotent request, or the

@@ -42,6 +42,7 @@ on_both_backends!(
     idempotent_replay_returns_the_same_request_and_one_row,
     reused_idempotency_key_with_another_body_is_422,
     second_open_request_for_a_subject_returns_the_first,
+    submissions_arriving_together_get_their_own_answers,
     concurrent_cancels_give_one_200_and_one_409,
     cancel_rules_follow_the_state_machine,
     other_tenants_see_404,

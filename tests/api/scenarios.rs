@@ -165,6 +165,106 @@ pub async fn second_open_request_for_a_subject_returns_the_first(app: TestApp) {
     assert_eq!(ids.len(), 1);
 }
 
+/// Many submissions at once, among them replays, a subject asked for twice
+/// and a reused Idempotency-Key (on PostgreSQL they are written in groups,
+/// one statement each): every one gets the answer it would get alone, and
+/// exactly the requests answered 201 exist, each with its events and jobs.
+pub async fn submissions_arriving_together_get_their_own_answers(app: TestApp) {
+    let t = app.create_tenant("privacy_contact").await;
+    // The key is seen once first: the rest are submissions by a known key,
+    // the ones that are grouped.
+    let warm = app.submit(&t, &json!({ "subject_id": "warm-up" })).await;
+    assert_eq!(warm.status(), StatusCode::CREATED);
+    let post = |subject: String, key: Option<String>| {
+        let mut b = app
+            .client
+            .post(app.url("/v1/erasure-requests"))
+            .bearer_auth(&t.key)
+            .json(&json!({ "subject_id": subject }));
+        if let Some(k) = key {
+            b = b.header("Idempotency-Key", k);
+        }
+        b.send()
+    };
+    let mut sends = Vec::new();
+    for n in 0..40 {
+        sends.push(post(format!("distinct-{n}"), Some(format!("key-{n}"))));
+    }
+    for _ in 0..4 {
+        sends.push(post("same-subject".into(), None));
+    }
+    for _ in 0..3 {
+        sends.push(post("replayed".into(), Some("replay-key".into())));
+    }
+    sends.push(post("reuse-a".into(), Some("reused".into())));
+    sends.push(post("reuse-b".into(), Some("reused".into())));
+    let mut answers = Vec::new();
+    for r in futures::future::join_all(sends).await {
+        let r = r.unwrap();
+        let status = r.status();
+        let replayed = r.headers().get("idempotent-replayed").is_some();
+        let body: Value = r.json().await.unwrap();
+        answers.push((status, replayed, body));
+    }
+    let ids = |range: std::ops::Range<usize>| -> std::collections::BTreeSet<String> {
+        answers[range].iter().map(|(_, _, b)| id_of(b)).collect()
+    };
+    for (status, replayed, _) in &answers[..40] {
+        assert_eq!((*status, *replayed), (StatusCode::CREATED, false));
+    }
+    assert_eq!(ids(0..40).len(), 40);
+    let statuses = |range: std::ops::Range<usize>| -> Vec<StatusCode> {
+        let mut s: Vec<StatusCode> = answers[range].iter().map(|a| a.0).collect();
+        s.sort();
+        s
+    };
+    // The subject asked for four times: one request, created once.
+    assert_eq!(
+        statuses(40..44),
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::CREATED
+        ]
+    );
+    assert_eq!(ids(40..44).len(), 1);
+    // One Idempotency-Key three times: one request, two replays.
+    assert_eq!(statuses(44..47), [StatusCode::CREATED; 3]);
+    assert_eq!(ids(44..47).len(), 1);
+    assert_eq!(answers[44..47].iter().filter(|a| a.1).count(), 2);
+    // One Idempotency-Key with two bodies: whichever came second is refused.
+    assert_eq!(
+        statuses(47..49),
+        [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY]
+    );
+    let refused = answers[47..49]
+        .iter()
+        .find(|a| a.0 == StatusCode::UNPROCESSABLE_ENTITY)
+        .unwrap();
+    assert_eq!(refused.2["error"]["code"], "idempotency_key_reused");
+    // The warm-up, 40 distinct, and one each for the other three.
+    let made = 1 + 40 + 3;
+    assert_eq!(app.count("erasure_requests").await, made);
+    assert_eq!(app.count("audit_events").await, made * 2);
+    assert_eq!(app.count("jobs").await, made * 4);
+    let listed = app.list(&t, "?status=awaiting_approval&limit=100").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), made as usize);
+    if app.db == crate::helpers::Db::Postgres {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("lethe_submission_groups_total"));
+        assert!(text.contains("lethe_submissions_grouped_total{outcome=\"written\"}"));
+    }
+}
+
 pub async fn concurrent_cancels_give_one_200_and_one_409(app: TestApp) {
     let t = app.create_tenant("privacy_contact").await;
     for round in 0..5 {

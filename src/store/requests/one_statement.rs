@@ -66,7 +66,7 @@ impl<'a> InsertSubmission<'a> {
     /// The events and jobs must belong to `request` (they are written with
     /// the request and tenant ids they carry).
     pub(super) fn new(
-        guard: Option<&'a KeyGuard<'a>>,
+        guard: Option<&'a KeyGuard>,
         request: &'a RequestRow,
         events: &'a [AuditRow],
         jobs: &'a [JobRow],

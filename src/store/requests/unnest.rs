@@ -1,8 +1,10 @@
 //! Audit events and jobs as column arrays, for the PostgreSQL statements that
 //! insert them with `unnest` after a request row (the submission, the chained
 //! write): one bind per column however many rows, so the statement text never
-//! changes and diesel prepares it once per connection. Each inserts only if
-//! the statement's `req` CTE returned the request row.
+//! changes and diesel prepares it once per connection. Each inserts the rows
+//! of the requests the statement's `req` CTE returned (`RETURNING id`), and
+//! only those: one request for the submission and the chained write, any of
+//! many for a group of submissions (`grouped`).
 
 use diesel::pg::Pg;
 use diesel::query_builder::AstPass;
@@ -15,15 +17,15 @@ use crate::store::jobs::JobRow;
 const EVENTS: &str = "events AS (INSERT INTO audit_events (id, tenant_id, request_id, seq, \
 from_state, to_state, event, actor_kind, actor_id, detail, at, prev_hash, hash) \
 SELECT e.id, e.tenant_id, e.request_id, e.seq, e.from_state, e.to_state, e.event, \
-e.actor_kind, e.actor_id, e.detail, e.at, e.prev_hash, e.hash FROM req, unnest(";
+e.actor_kind, e.actor_id, e.detail, e.at, e.prev_hash, e.hash FROM unnest(";
 const EVENTS_END: &str = ") AS e(id, tenant_id, request_id, seq, from_state, to_state, event, \
-actor_kind, actor_id, detail, at, prev_hash, hash))";
+actor_kind, actor_id, detail, at, prev_hash, hash) JOIN req ON req.id = e.request_id)";
 const JOBS: &str = "queued AS (INSERT INTO jobs (id, tenant_id, request_id, kind, payload, \
 run_at, attempts, max_attempts, created_at, dead) \
 SELECT j.id, j.tenant_id, j.request_id, j.kind, j.payload, j.run_at, 0, j.max_attempts, \
-j.created_at, FALSE FROM req, unnest(";
+j.created_at, FALSE FROM unnest(";
 const JOBS_END: &str = ") AS j(id, tenant_id, request_id, kind, payload, run_at, max_attempts, \
-created_at))";
+created_at) JOIN req ON req.id = j.request_id)";
 
 /// The `events` CTE's columns.
 pub(super) struct EventColumns<'a> {
@@ -61,7 +63,7 @@ impl<'a> EventColumns<'a> {
         }
     }
 
-    /// `events AS (INSERT ... FROM req, unnest(...))`.
+    /// `events AS (INSERT ... FROM unnest(...) JOIN req ...)`.
     pub(super) fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(EVENTS);
         out.push_bind_param::<Array<Text>, _>(&self.id)?;
@@ -120,7 +122,7 @@ impl<'a> JobColumns<'a> {
         }
     }
 
-    /// `queued AS (INSERT ... FROM req, unnest(...))`.
+    /// `queued AS (INSERT ... FROM unnest(...) JOIN req ...)`.
     pub(super) fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(JOBS);
         out.push_bind_param::<Array<Text>, _>(&self.id)?;
