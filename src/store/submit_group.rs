@@ -15,7 +15,7 @@
 
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::PgConnection;
 
 use super::requests::{self, Guarded, Submitted};
@@ -49,7 +49,7 @@ pub(super) struct SubmitGroups {
 }
 
 impl SubmitGroups {
-    pub(super) fn start(pool: Pool<ConnectionManager<PgConnection>>) -> Result<Self, StoreError> {
+    pub(super) fn start(pool: PgPool) -> Result<Self, StoreError> {
         let (queue, waiting) = mpsc::channel();
         let waiting = Arc::new(Mutex::new(waiting));
         for n in 0..WRITERS {
@@ -74,10 +74,15 @@ impl SubmitGroups {
     }
 }
 
-fn write_groups(
-    pool: &Pool<ConnectionManager<PgConnection>>,
-    waiting: &Mutex<mpsc::Receiver<Waiting>>,
-) {
+type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// A writer keeps its connection from group to group: a group's statement
+/// is large (64 submissions' rows), and the buffers a connection grows for
+/// it stay with that connection, so two connections carry them instead of
+/// every one in the pool. A group that failed gives its connection up (it
+/// may be broken); the next takes a fresh one.
+fn write_groups(pool: &PgPool, waiting: &Mutex<mpsc::Receiver<Waiting>>) {
+    let mut conn = None;
     loop {
         let group = {
             let waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
@@ -91,26 +96,37 @@ fn write_groups(
             }
             group
         };
-        write_group(pool, group);
+        write_group(pool, &mut conn, group);
     }
 }
 
-fn write_group(pool: &Pool<ConnectionManager<PgConnection>>, group: Vec<Waiting>) {
+fn write_group(
+    pool: &PgPool,
+    conn: &mut Option<PooledConnection<ConnectionManager<PgConnection>>>,
+    group: Vec<Waiting>,
+) {
     let (submissions, replies): (Vec<Guarded>, Vec<_>) =
         group.into_iter().map(|w| (w.submission, w.reply)).unzip();
-    let written = match pool.get() {
-        Ok(mut c) => requests::insert_grouped(&mut c, &submissions).map_err(|e| {
-            // The message only: a unique index's detail would name values.
-            tracing::warn!(error = %e, size = submissions.len(), "a group of submissions was not written; each goes alone");
-        }),
-        Err(e) => {
-            let e = e.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Unavailable(e.clone())));
+    let c = match conn {
+        Some(c) => c,
+        None => match pool.get() {
+            Ok(c) => conn.insert(c),
+            Err(e) => {
+                let e = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(e.clone())));
+                }
+                return;
             }
-            return;
-        }
+        },
     };
+    let written = requests::insert_grouped(c, &submissions).map_err(|e| {
+        // The message only: a unique index's detail would name values.
+        tracing::warn!(error = %e, size = submissions.len(), "a group of submissions was not written; each goes alone");
+    });
+    if written.is_err() {
+        *conn = None;
+    }
     let size = submissions.len();
     crate::metrics::submission_group(
         size,
