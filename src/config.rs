@@ -43,7 +43,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_RETENTION_ERASED_DAYS", "0", "Days an erased request keeps its personal fields (subject id, email, reason) before they are scrubbed; the keyed hash stays."),
     ("LETHE_RETENTION_REJECTED_DAYS", "30", "Days a rejected request keeps its personal fields."),
     ("LETHE_RETENTION_CANCELLED_DAYS", "30", "Days a cancelled request keeps its personal fields."),
-    ("LETHE_JOB_WORKERS", "64", "Background jobs (email, reminders, erasure calls) run at once per process, 0 to 1024; 0 runs none. One dispatcher claims due jobs for the free slots, up to 4 in one statement. Most of a job is waiting (for SMTP, a target, a commit), so more slots move more jobs on the same cores: bench/pipeline measured 2x the erasures per second on SQLite with 64 instead of 16 (PostgreSQL was CPU-bound at 32)."),
+    ("LETHE_JOB_WORKERS", "64", "Background jobs (email, reminders, erasure calls) run at once per process, 0 to 1024; 0 runs none. One dispatcher claims due jobs for the free slots, up to 16 in one statement. Most of a job is waiting (for SMTP, a target, a commit), so more slots move more jobs on the same cores: bench/pipeline measured 2x the erasures per second on SQLite with 64 instead of 16 (PostgreSQL was CPU-bound at 32)."),
     ("LETHE_JOB_POLL_MS", "1000", "How often idle workers look for due jobs."),
     ("LETHE_JOB_LEASE_SECS", "300", "How long a claimed job is held; a replica that dies mid-job loses its claims after this. Keep it above the SMTP and target timeouts."),
     ("LETHE_DB_POOL_SIZE", "16", "PostgreSQL connections per process."),
