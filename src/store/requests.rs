@@ -333,43 +333,35 @@ pub fn submit_prepared(
     p: Prepared,
     guard: Option<&KeyGuard>,
 ) -> Result<Option<Submitted>, StoreError> {
-    if let Conn::Pg(c) = conn {
-        if !p.fans_out {
+    let outcome = match conn {
+        Conn::Pg(c) if !p.fans_out => {
             let jobs = p.job_rows();
-            let outcome =
-                one_statement::InsertSubmission::new(guard, &p.row, &p.events, &jobs).run(c)?;
-            return match outcome {
-                Outcome::KeyChanged => Ok(None),
-                Outcome::Conflict => {
-                    on_conflict(conn, p.idempotency_key.as_deref(), &p.row).map(Some)
+            one_statement::InsertSubmission::new(guard, &p.row, &p.events, &jobs).run(c)?
+        }
+        _ => conn.atomic(|conn| {
+            if let Some(g) = guard {
+                let held = api_keys::find_active_for_submit(conn, &g.digest)?.is_some_and(|k| {
+                    k.key.id.to_string() == g.key_id
+                        && k.policy == g.policy
+                        && k.notify_subject == g.notify_subject
+                });
+                if !held {
+                    return Ok(Outcome::KeyChanged);
                 }
-                Outcome::Inserted => p.into_created().map(Some),
-            };
-        }
-    }
-    let outcome = conn.atomic(|conn| {
-        if let Some(g) = guard {
-            let held = api_keys::find_active_for_submit(conn, &g.digest)?.is_some_and(|k| {
-                k.key.id.to_string() == g.key_id
-                    && k.policy == g.policy
-                    && k.notify_subject == g.notify_subject
-            });
-            if !held {
-                return Ok(Outcome::KeyChanged);
             }
-        }
-        let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
-            .values(&p.row)
-            .on_conflict_do_nothing()
-            .execute(c))?;
-        if inserted == 0 {
-            return Ok(Outcome::Conflict);
-        }
-        audit::insert(conn, &p.events)?;
-        let follow_up = plan_rows(conn, &p.planned, p.tenant, p.id, p.now)?;
-        jobs::enqueue(conn, &follow_up)?;
-        Ok(Outcome::Inserted)
-    })?;
+            let inserted = with_conn!(conn, |c| diesel::insert_into(er::table)
+                .values(&p.row)
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            if inserted == 0 {
+                return Ok(Outcome::Conflict);
+            }
+            audit::insert(conn, &p.events)?;
+            let follow_up = plan_rows(conn, &p.planned, p.tenant, p.id, p.now)?;
+            jobs::enqueue(conn, &follow_up)?;
+            Ok(Outcome::Inserted)
+        })?,
+    };
     match outcome {
         Outcome::KeyChanged => Ok(None),
         Outcome::Conflict => on_conflict(conn, p.idempotency_key.as_deref(), &p.row).map(Some),

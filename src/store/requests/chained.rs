@@ -153,7 +153,7 @@ impl<'a> Statement<'a> {
             finish_id: w.finish.map(|(id, _)| id),
             finish_at: w.finish.map(|(_, at)| at),
             scrubbed_at: w.after.scrubbed_at.filter(|_| w.scrub),
-            events: EventColumns::new(w.events),
+            events: EventColumns::new(w.events.iter()),
             jobs: JobColumns::new(w.jobs),
         }
     }

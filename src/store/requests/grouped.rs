@@ -28,7 +28,6 @@ use diesel::{QueryResult, RunQueryDsl};
 
 use super::unnest::{EventColumns, JobColumns};
 use super::{KeyGuard, Prepared};
-use crate::store::audit::AuditRow;
 use crate::store::jobs::JobRow;
 
 const SQL_ROWS: &str = "WITH r AS (SELECT * FROM unnest(";
@@ -58,14 +57,8 @@ pub struct Guarded {
 /// Write `group` as one statement: which of them it wrote, in order. Every
 /// submission must be one that is not written alone ([`Prepared::goes_alone`]).
 pub fn insert(conn: &mut PgConnection, group: &[Guarded]) -> QueryResult<Vec<bool>> {
-    let mut events: Vec<AuditRow> = Vec::with_capacity(group.len() * 2);
-    let mut jobs: Vec<JobRow> = Vec::with_capacity(group.len() * 4);
-    for g in group {
-        let p = &g.prepared;
-        events.extend(p.events.iter().cloned());
-        jobs.extend(p.job_rows());
-    }
-    let ids: HashSet<String> = InsertGroup::new(group, &events, &jobs)
+    let jobs: Vec<JobRow> = group.iter().flat_map(|g| g.prepared.job_rows()).collect();
+    let ids: HashSet<String> = InsertGroup::new(group, &jobs)
         .load::<String>(conn)?
         .into_iter()
         .collect();
@@ -103,7 +96,7 @@ struct InsertGroup<'a> {
 }
 
 impl<'a> InsertGroup<'a> {
-    fn new(group: &'a [Guarded], events: &'a [AuditRow], jobs: &'a [JobRow]) -> Self {
+    fn new(group: &'a [Guarded], jobs: &'a [JobRow]) -> Self {
         let rows = || group.iter().map(|g| &g.prepared.row);
         let guards = || group.iter().map(|g| &g.guard);
         Self {
@@ -128,7 +121,7 @@ impl<'a> InsertGroup<'a> {
             key_id: guards().map(|g| g.key_id.as_str()).collect(),
             policy: guards().map(|g| g.policy.as_str()).collect(),
             notify_subject: guards().map(|g| g.notify_subject).collect(),
-            events: EventColumns::new(events),
+            events: EventColumns::new(group.iter().flat_map(|g| g.prepared.events.iter())),
             jobs: JobColumns::new(jobs),
         }
     }

@@ -78,7 +78,7 @@ impl<'a> InsertSubmission<'a> {
             policy: guard.map_or("", |g| g.policy.as_str()),
             notify_subject: guard.is_some_and(|g| g.notify_subject),
             request,
-            events: EventColumns::new(events),
+            events: EventColumns::new(events.iter()),
             jobs: JobColumns::new(jobs),
         }
     }

@@ -45,21 +45,25 @@ pub(super) struct EventColumns<'a> {
 }
 
 impl<'a> EventColumns<'a> {
-    pub(super) fn new(events: &'a [AuditRow]) -> Self {
+    /// Of `events`, which may come from several requests' lists.
+    pub(super) fn new<I>(events: I) -> Self
+    where
+        I: Iterator<Item = &'a AuditRow> + Clone,
+    {
         Self {
-            id: events.iter().map(|e| e.id.as_str()).collect(),
-            tenant: events.iter().map(|e| e.tenant_id.as_str()).collect(),
-            request: events.iter().map(|e| e.request_id.as_str()).collect(),
-            seq: events.iter().map(|e| e.seq).collect(),
-            from: events.iter().map(|e| e.from_state.as_deref()).collect(),
-            to: events.iter().map(|e| e.to_state.as_str()).collect(),
-            event: events.iter().map(|e| e.event.as_str()).collect(),
-            actor_kind: events.iter().map(|e| e.actor_kind.as_str()).collect(),
-            actor_id: events.iter().map(|e| e.actor_id.as_str()).collect(),
-            detail: events.iter().map(|e| e.detail.as_deref()).collect(),
-            at: events.iter().map(|e| e.at).collect(),
-            prev: events.iter().map(|e| e.prev_hash.as_str()).collect(),
-            hash: events.iter().map(|e| e.hash.as_str()).collect(),
+            id: events.clone().map(|e| e.id.as_str()).collect(),
+            tenant: events.clone().map(|e| e.tenant_id.as_str()).collect(),
+            request: events.clone().map(|e| e.request_id.as_str()).collect(),
+            seq: events.clone().map(|e| e.seq).collect(),
+            from: events.clone().map(|e| e.from_state.as_deref()).collect(),
+            to: events.clone().map(|e| e.to_state.as_str()).collect(),
+            event: events.clone().map(|e| e.event.as_str()).collect(),
+            actor_kind: events.clone().map(|e| e.actor_kind.as_str()).collect(),
+            actor_id: events.clone().map(|e| e.actor_id.as_str()).collect(),
+            detail: events.clone().map(|e| e.detail.as_deref()).collect(),
+            at: events.clone().map(|e| e.at).collect(),
+            prev: events.clone().map(|e| e.prev_hash.as_str()).collect(),
+            hash: events.clone().map(|e| e.hash.as_str()).collect(),
         }
     }
 
