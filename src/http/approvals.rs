@@ -11,6 +11,7 @@ use super::state::AppState;
 use crate::domain::approval::{Decision, LinkStatus, RejectionCode};
 use crate::domain::audit::{Actor, ActorKind};
 use crate::domain::deadline;
+use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::request::ErasureRequest;
 use crate::domain::secret::SecretDigest;
 use crate::domain::tenant::{Locale, Tenant};
@@ -19,7 +20,7 @@ use crate::email::texts::{rejection_label, texts, Texts};
 use crate::email::views::ItemView;
 use crate::store::approvals::{self, Link, LinkTarget};
 use crate::store::requests::{self, Change, Held};
-use crate::store::{Conn, StoreError};
+use crate::store::{Backend, Conn, StoreError};
 
 #[derive(Template)]
 #[template(path = "pages/approval.html")]
@@ -116,6 +117,8 @@ fn load_to_decide(
     };
     let (items, held) = match link.target {
         LinkTarget::Request(id) if hold => {
+            // The link first, then the request (see `approvals::hold`).
+            approvals::hold(conn, &link.id)?;
             let held = requests::hold(conn, link.tenant, id)?;
             let r = held.request()?;
             (vec![r], Some(held))
@@ -263,6 +266,117 @@ enum Decided {
     Done(Locale, usize, usize),
 }
 
+/// The change a decision makes to its request.
+fn change_of<'a>(link: &str, decision: &'a Decision, actor: &'a Actor) -> Change<'a> {
+    let (detail, reason) = match decision {
+        Decision::Approve => (serde_json::json!({ "link_id": link }), None),
+        Decision::Reject { code, explanation } => (
+            serde_json::json!({ "link_id": link, "reason_code": code.as_str() }),
+            Some((code.as_str(), explanation.as_str())),
+        ),
+    };
+    Change {
+        event: decision.event(),
+        actor,
+        detail: Some(detail.to_string()),
+        decision: reason,
+    }
+}
+
+fn actor_of(link: &Link) -> Actor {
+    Actor::new(ActorKind::PrivacyContact, format!("link:{}", link.id))
+}
+
+/// A decision on a link for one request, on the link and the request as
+/// read (`requests::decide_if_unmoved`): one read and one statement, no
+/// transaction. `None` when it must be made holding the request: a link for
+/// a batch, or the link or the request moved since the read.
+fn decide_as_read(
+    conn: &mut Conn<'_>,
+    digest: &SecretDigest,
+    form: &[(String, String)],
+    workflow: &WorkflowPolicy,
+) -> Result<Option<Decided>, StoreError> {
+    let Some((link, tenant, seen)) = requests::find_link_to_decide(conn, digest)? else {
+        return Ok(Some(Decided::Unknown));
+    };
+    let Some(seen) = seen else {
+        return Ok(None);
+    };
+    let now = deadline::now();
+    let locale = tenant.settings.locale;
+    let request = seen.request()?;
+    let items = if request.state == RequestState::AwaitingApproval {
+        vec![request]
+    } else {
+        Vec::new()
+    };
+    let l = Loaded {
+        link,
+        tenant,
+        items,
+    };
+    let status = l.link.status(now);
+    if status != LinkStatus::Usable || l.items.is_empty() {
+        return Ok(Some(Decided::Unusable(status, locale)));
+    }
+    let chosen = match decisions(form, &l) {
+        Ok(d) => d,
+        Err(errors) => return Ok(Some(Decided::Invalid(Box::new(l), errors))),
+    };
+    let [(_, decision)] = &chosen[..] else {
+        return Ok(None);
+    };
+    let actor = actor_of(&l.link);
+    let change = change_of(&l.link.id, decision, &actor);
+    if !requests::decide_if_unmoved(conn, &seen, &l.tenant, &l.link.id, change, workflow, now)? {
+        return Ok(None);
+    }
+    let approved = usize::from(matches!(decision, Decision::Approve));
+    Ok(Some(Decided::Done(locale, approved, 1 - approved)))
+}
+
+/// A decision in a write transaction that holds the request (a link for one
+/// request) or reads the batch's requests in it.
+fn decide_held(
+    conn: &mut Conn<'_>,
+    digest: &SecretDigest,
+    form: &[(String, String)],
+    workflow: &WorkflowPolicy,
+) -> Result<Decided, StoreError> {
+    let Some((l, mut held)) = load_to_decide(conn, digest, true)? else {
+        return Ok(Decided::Unknown);
+    };
+    let now = deadline::now();
+    let locale = l.tenant.settings.locale;
+    let status = l.link.status(now);
+    if status != LinkStatus::Usable || l.items.is_empty() {
+        return Ok(Decided::Unusable(status, locale));
+    }
+    let chosen = match decisions(form, &l) {
+        Ok(d) => d,
+        Err(errors) => return Ok(Decided::Invalid(Box::new(l), errors)),
+    };
+    // One use: of two racing submissions, only one gets the link.
+    if !approvals::mark_used(conn, &l.link.id, now)? {
+        return Ok(Decided::Unusable(LinkStatus::Used, locale));
+    }
+    let actor = actor_of(&l.link);
+    let (mut approved, mut rejected) = (0, 0);
+    for (id, d) in &chosen {
+        let change = change_of(&l.link.id, d, &actor);
+        match held.as_mut() {
+            Some(h) => requests::apply_held(conn, h, change, workflow, now)?,
+            None => requests::apply(conn, l.link.tenant, *id, change, workflow, now)?,
+        };
+        match d {
+            Decision::Approve => approved += 1,
+            Decision::Reject { .. } => rejected += 1,
+        }
+    }
+    Ok(Decided::Done(locale, approved, rejected))
+}
+
 #[utoipa::path(
     post, path = "/approvals/{token}",
     description = "The privacy contact approves or rejects (the token in the URL is the credential; the link is used up).",
@@ -295,50 +409,15 @@ pub async fn decide(
     let workflow = state.workflow.clone();
     let outcome = state
         .store
-        .write(move |conn| {
-            let Some((l, mut held)) = load_to_decide(conn, &digest, true)? else {
-                return Ok(Decided::Unknown);
-            };
-            let now = deadline::now();
-            let locale = l.tenant.settings.locale;
-            let status = l.link.status(now);
-            if status != LinkStatus::Usable || l.items.is_empty() {
-                return Ok(Decided::Unusable(status, locale));
-            }
-            let chosen = match decisions(&form, &l) {
-                Ok(d) => d,
-                Err(errors) => return Ok(Decided::Invalid(Box::new(l), errors)),
-            };
-            // One use: of two racing submissions, only one gets the link.
-            if !approvals::mark_used(conn, &l.link.id, now)? {
-                return Ok(Decided::Unusable(LinkStatus::Used, locale));
-            }
-            let actor = Actor::new(ActorKind::PrivacyContact, format!("link:{}", l.link.id));
-            let (mut approved, mut rejected) = (0, 0);
-            for (id, d) in &chosen {
-                let (detail, decision) = match d {
-                    Decision::Approve => (serde_json::json!({ "link_id": l.link.id }), None),
-                    Decision::Reject { code, explanation } => (
-                        serde_json::json!({ "link_id": l.link.id, "reason_code": code.as_str() }),
-                        Some((code.as_str(), explanation.as_str())),
-                    ),
-                };
-                let change = Change {
-                    event: d.event(),
-                    actor: &actor,
-                    detail: Some(detail.to_string()),
-                    decision,
-                };
-                match held.as_mut() {
-                    Some(h) => requests::apply_held(conn, h, change, &workflow, now)?,
-                    None => requests::apply(conn, l.link.tenant, *id, change, &workflow, now)?,
-                };
-                match d {
-                    Decision::Approve => approved += 1,
-                    Decision::Reject { .. } => rejected += 1,
-                }
-            }
-            Ok(Decided::Done(locale, approved, rejected))
+        .write_self_contained(move |conn| match conn.backend() {
+            // The link and its request as read, in one statement; in a
+            // transaction that holds the request when they moved since.
+            Backend::Postgres => match decide_as_read(conn, &digest, &form, &workflow)? {
+                Some(decided) => Ok(decided),
+                None => conn.atomic(|conn| decide_held(conn, &digest, &form, &workflow)),
+            },
+            // The one writer's transaction holds everything already.
+            Backend::Sqlite => decide_held(conn, &digest, &form, &workflow),
         })
         .await;
     match outcome {

@@ -114,13 +114,11 @@ pub(super) async fn call_target(
         .map(str::to_owned)
         .ok_or_else(|| JobError::Permanent("the job names no target".into()))?;
     let t_id = target_id.clone();
-    let (request, target, call) = ctx
+    let (seen, call, target, others_confirmed) = ctx
         .store
-        .read(move |conn| {
-            let (r, c, t) = requests::get_any_with_call(conn, id, &t_id)?;
-            Ok((r, t, c))
-        })
+        .read(move |conn| requests::get_seen_with_call(conn, id, &t_id))
         .await?;
+    let request = seen.request()?;
     if request.state != RequestState::Erasing
         || matches!(call.status(), CallStatus::Confirmed | CallStatus::Accepted)
     {
@@ -236,36 +234,82 @@ pub(super) async fn call_target(
     let err_text = error.clone();
     // An answer that settles the call finishes the job in the same write.
     let finish = what.is_some().then(|| Finish::of(job, now));
-    // The answer, its audit event and what follows from it (erased, failed)
-    // in one transaction, as a late confirmation does.
+    let detail = serde_json::json!({ "target_id": tid, "status_code": code }).to_string();
     ctx.store
-        .write(move |conn| {
-            // First, so that the other targets' answers to this request wait
-            // for this one (and the audit chain never sees two writers).
-            let mut held = requests::hold(conn, tenant, id)?;
-            let all_confirmed =
-                targets::record_confirming(conn, id, &tid, status, code, err_text.as_deref(), now)?;
-            if let Some(what) = what {
-                // The job ends with the note (`finish` is there exactly
-                // when `what` is).
-                requests::note_held(
-                    conn,
-                    &mut held,
-                    what,
-                    &Actor::system("worker"),
-                    Some(serde_json::json!({ "target_id": tid, "status_code": code }).to_string()),
-                    now,
-                    finish.as_ref().map(Finish::end),
-                )?;
-            }
-            match answer {
-                Answer::Erased => {
-                    complete_if(conn, &mut held, all_confirmed, &workflow, now)?;
+        .write_self_contained(move |conn| {
+            // The request as read before the call, unmoved: one statement.
+            // The other target's answer to the same request often comes in
+            // at the same moment and moves it first: then read it again
+            // (one statement) and try once more before holding it.
+            if let (Some(what), Some(finish)) = (what, &finish) {
+                let (mut seen, mut others_confirmed) = (seen, others_confirmed);
+                for again in [false, true] {
+                    if again {
+                        let (s, call, _, others) = requests::get_seen_with_call(conn, id, &tid)?;
+                        if call.status() != CallStatus::Pending {
+                            break; // settled meanwhile: the held write sorts it out
+                        }
+                        (seen, others_confirmed) = (s, others);
+                    }
+                    let answer = requests::Answer {
+                        target: &tid,
+                        status,
+                        code,
+                        error: err_text.as_deref(),
+                        what,
+                        detail: Some(detail.clone()),
+                    };
+                    if requests::answer_if_unmoved(
+                        conn,
+                        &seen,
+                        others_confirmed,
+                        answer,
+                        &workflow,
+                        now,
+                        finish.end(),
+                    )? {
+                        return Ok(());
+                    }
                 }
-                Answer::Refused => fail(conn, &mut held, &tid, &workflow, now)?,
-                _ => {}
             }
-            Ok(())
+            // The answer, its audit event and what follows from it (erased,
+            // failed) in one transaction, as a late confirmation does.
+            conn.atomic(|conn| {
+                // First, so that the other targets' answers to this request
+                // wait for this one (and the audit chain never sees two
+                // writers).
+                let mut held = requests::hold(conn, tenant, id)?;
+                let all_confirmed = targets::record_confirming(
+                    conn,
+                    id,
+                    &tid,
+                    status,
+                    code,
+                    err_text.as_deref(),
+                    now,
+                )?;
+                if let Some(what) = what {
+                    // The job ends with the note (`finish` is there exactly
+                    // when `what` is).
+                    requests::note_held(
+                        conn,
+                        &mut held,
+                        what,
+                        &Actor::system("worker"),
+                        Some(detail),
+                        now,
+                        finish.as_ref().map(Finish::end),
+                    )?;
+                }
+                match answer {
+                    Answer::Erased => {
+                        complete_if(conn, &mut held, all_confirmed, &workflow, now)?;
+                    }
+                    Answer::Refused => fail(conn, &mut held, &tid, &workflow, now)?,
+                    _ => {}
+                }
+                Ok(())
+            })
         })
         .await?;
     if what.is_none() {

@@ -52,7 +52,7 @@ impl Link {
 }
 
 impl LinkRow {
-    fn into_domain(self) -> Result<Link, StoreError> {
+    pub(super) fn into_domain(self) -> Result<Link, StoreError> {
         let bad = || StoreError::Internal(format!("approval link {}: bad target", self.id));
         let target = match (&self.request_id, &self.batch_id) {
             (Some(r), None) => LinkTarget::Request(r.parse().map_err(|_| bad())?),
@@ -189,6 +189,35 @@ pub fn find_with_tenant(
         .optional())?;
     row.map(|(l, t)| Ok((l.into_domain()?, t.into_domain()?)))
         .transpose()
+}
+
+/// Hold the link's row for the rest of this write transaction (PostgreSQL;
+/// SQLite's one writer holds the whole database). A decision takes its link
+/// before its request, in either way it is written
+/// (`requests::decide_if_unmoved` too), so two decisions never wait for
+/// each other crosswise.
+pub fn hold(conn: &mut Conn<'_>, id: &str) -> Result<(), StoreError> {
+    if let Conn::Pg(c) = conn {
+        al::table
+            .find(id)
+            .select(al::id)
+            .for_update()
+            .first::<String>(&mut **c)
+            .optional()?;
+    }
+    Ok(())
+}
+
+/// Is the link neither used nor voided?
+pub fn unused(conn: &mut Conn<'_>, id: &str) -> Result<bool, StoreError> {
+    use diesel::dsl::{exists, select};
+    Ok(with_conn!(conn, |c| select(exists(
+        al::table
+            .filter(al::id.eq(id))
+            .filter(al::used_at.is_null())
+            .filter(al::voided_at.is_null())
+    ))
+    .get_result(c))?)
 }
 
 /// Use the link: true for the one caller that gets it, false for the rest.

@@ -70,7 +70,12 @@ pub struct NewMapping<'a> {
     pub opengdpr: bool,
 }
 
-/// Record the mapping (a replay keeps the first one) and return it.
+/// Record the mapping (a replay keeps the first one) and return it. The
+/// request is marked linked first, in the same transaction: that takes its
+/// row lock, so a transition holding the request either commits before
+/// (and this mapping's status starts from where it left the request) or
+/// waits and then sees the mapping; a compare-and-set write planned on the
+/// row as it was misses.
 pub fn insert(
     conn: &mut Conn<'_>,
     m: NewMapping<'_>,
@@ -88,6 +93,14 @@ pub fn insert(
         received_at: now.naive_utc(),
         opengdpr: m.opengdpr,
     };
+    {
+        use super::schema::erasure_requests as er;
+        with_conn!(conn, |c| diesel::update(
+            er::table.filter(er::id.eq(m.request.to_string()))
+        )
+        .set(er::opendsr_linked.eq(true))
+        .execute(c))?;
+    }
     with_conn!(conn, |c| diesel::insert_into(od::table)
         .values(&row)
         .on_conflict_do_nothing()
@@ -111,17 +124,19 @@ pub fn find(
 
 /// After a transition of `id` from `from` to `to`: one signed callback job
 /// per status callback URL of every OpenDSR request mapped to it, when the
-/// OpenDSR status changed, for the transition's write to enqueue.
+/// OpenDSR status changed, for the transition's write to enqueue. `linked`:
+/// the request row's mark (see [`insert`]); without it there is nothing to
+/// look up.
 pub fn on_transition(
     conn: &mut Conn<'_>,
     tenant: TenantId,
     id: RequestId,
-    from: RequestState,
-    to: RequestState,
+    linked: bool,
+    (from, to): (RequestState, RequestState),
     now: DateTime<Utc>,
 ) -> Result<Vec<JobRow>, StoreError> {
     let status = Status::of(to);
-    if Status::of(from) == status {
+    if !linked || Status::of(from) == status {
         return Ok(Vec::new());
     }
     let rows: Vec<Row> = with_conn!(conn, |c| od::table

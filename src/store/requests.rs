@@ -6,10 +6,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::api_keys;
-use super::audit::{self, ChainHead, EventSpec};
+use super::audit::{self, AuditRow, ChainHead, EventSpec};
 use super::jobs::{self, JobRow};
 use super::schema::erasure_requests as er;
-use super::targets::{CallRow, TargetRow};
 use super::tenants::utc;
 use super::{Conn, StoreError};
 use crate::domain::audit::Actor;
@@ -25,14 +24,18 @@ use crate::domain::values::{EmailAddress, Initiator, SubjectId};
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::with_conn;
 
+mod answer;
 mod chained;
+mod decision;
 mod grouped;
 mod held;
 mod one_statement;
 mod seen;
 mod unnest;
 
+pub use answer::{answer_if_unmoved, get_seen_with_call, Answer};
 use chained::ChainedWrite;
+pub use decision::{decide_if_unmoved, find_link_to_decide};
 pub use grouped::{insert as insert_grouped, Guarded};
 pub use held::{apply_held, hold, hold_any, note_held, Held};
 pub use seen::{get_seen, get_seen_any, get_seen_any_with_tenant, note_seen, Seen};
@@ -68,6 +71,9 @@ struct RequestRow {
     approved_at: Option<NaiveDateTime>,
     erased_at: Option<NaiveDateTime>,
     scrubbed_at: Option<NaiveDateTime>,
+    /// An OpenDSR request is mapped to it (its transitions send status
+    /// callbacks).
+    opendsr_linked: bool,
 }
 
 impl RequestRow {
@@ -231,7 +237,7 @@ pub struct Prepared {
     id: RequestId,
     to: RequestState,
     row: RequestRow,
-    events: [audit::AuditRow; 2],
+    events: [AuditRow; 2],
     planned: Vec<PlannedJob>,
     /// Target calls (a tenant that needs no approval) are rows of their
     /// own, read from the tenant's targets when written.
@@ -304,6 +310,7 @@ pub fn prepare(s: Submission<'_>, now: DateTime<Utc>) -> Result<Prepared, StoreE
         approved_at: None,
         erased_at: None,
         scrubbed_at: None,
+        opendsr_linked: false,
     };
     let mut f = s.workflow.follow_up(now, deadline::due_at(now));
     f.in_batch = s.batch_id.is_some();
@@ -481,6 +488,99 @@ fn apply_row(
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<RequestRow>, StoreError> {
+    let planned = plan_change(conn, &row, change, workflow, now)?;
+    if !planned.write(conn, &row, None)? {
+        // Nothing was written; the rows `plan_rows` may have written go
+        // with the caller's transaction (a held row cannot miss).
+        return Ok(None);
+    }
+    Ok(Some(planned.after))
+}
+
+/// A change planned on a request row as read: the row after it, its audit
+/// event(s) and follow-up jobs, all to be written by one `ChainedWrite`
+/// whose compare-and-set is on the row as read.
+struct PlannedChange {
+    from: RequestState,
+    to: RequestState,
+    after: RequestRow,
+    events: Vec<AuditRow>,
+    jobs: Vec<JobRow>,
+    scrub: bool,
+    /// The calls to the targets are left to the write (see
+    /// [`Known::fan_out_in_write`]): it is entering `erasing`.
+    fan_out: bool,
+}
+
+impl PlannedChange {
+    /// Write the plan on the row `before` it was made on (a compare-and-set:
+    /// `false` and nothing written if the row moved); with `link`, as an
+    /// approval decision using that link up (see [`chained::LinkDecision`]).
+    fn write(
+        &self,
+        conn: &mut Conn<'_>,
+        before: &RequestRow,
+        link: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let written = ChainedWrite {
+            before,
+            after: &self.after,
+            events: &self.events,
+            jobs: &self.jobs,
+            finish: None,
+            scrub: self.scrub,
+            call: None,
+            decision: link.map(|link| chained::LinkDecision {
+                link,
+                fan_out: self.fan_out,
+            }),
+        }
+        .run(conn)?;
+        if written {
+            crate::metrics::transition(self.from.as_str(), self.to.as_str());
+        }
+        Ok(written)
+    }
+}
+
+/// What a plan may take as read or leave to the write, instead of reading
+/// or writing it itself.
+#[derive(Debug, Default, Clone, Copy)]
+struct Known {
+    /// The tenant's `notify_subject`, when the caller has the tenant.
+    notify_subject: Option<bool>,
+    /// Plan no target calls on entering `erasing` (`targets::fan_out` writes
+    /// them at once); the write makes them (`ChainedWrite::decision`).
+    fan_out_in_write: bool,
+}
+
+/// Plan `change` on `row`: the state machine's verdict (a
+/// `TransitionError` for an event its state does not allow), the events
+/// chained onto the row's head, the follow-up jobs. It reads what the jobs
+/// depend on (the tenant's subject notices, OpenDSR mappings when the row is
+/// linked) and, for a transition into `erasing`, writes the target call rows
+/// (`targets::fan_out`), so the caller must write the plan in the same
+/// transaction or not at all.
+fn plan_change(
+    conn: &mut Conn<'_>,
+    row: &RequestRow,
+    change: Change<'_>,
+    workflow: &WorkflowPolicy,
+    now: DateTime<Utc>,
+) -> Result<PlannedChange, StoreError> {
+    plan_change_knowing(conn, row, change, workflow, now, Known::default())
+}
+
+/// [`plan_change`], taking what `known` says instead of reading or writing
+/// it.
+fn plan_change_knowing(
+    conn: &mut Conn<'_>,
+    row: &RequestRow,
+    change: Change<'_>,
+    workflow: &WorkflowPolicy,
+    now: DateTime<Utc>,
+    known: Known,
+) -> Result<PlannedChange, StoreError> {
     let (tenant, id) = row.ids()?;
     let from = row.state()?;
     let event = change.event;
@@ -515,12 +615,26 @@ fn apply_row(
     };
     let mut f = workflow.follow_up(now, utc(row.due_at));
     f.in_batch = row.batch_id.is_some();
-    f.notify_subject = row.subject_email.is_some() && tenant_notifies(conn, &row.tenant_id)?;
+    f.notify_subject = row.subject_email.is_some()
+        && match known.notify_subject {
+            Some(notifies) => notifies,
+            None => tenant_notifies(conn, &row.tenant_id)?,
+        };
     f.from = Some(from);
     f.has_callback = row.callback_url.is_some();
-    let mut follow_up = plan_rows(conn, &jobs_on_entering(to, &f), tenant, id, now)?;
-    follow_up.extend(super::opendsr::on_transition(
-        conn, tenant, id, from, to, now,
+    let mut planned = jobs_on_entering(to, &f);
+    let fan_out = known.fan_out_in_write && planned.iter().any(|p| p.kind == JobKind::StartErasure);
+    if fan_out {
+        planned.retain(|p| p.kind != JobKind::StartErasure);
+    }
+    let mut jobs = plan_rows(conn, &planned, tenant, id, now)?;
+    jobs.extend(super::opendsr::on_transition(
+        conn,
+        tenant,
+        id,
+        row.opendsr_linked,
+        (from, to),
+        now,
     )?);
     let mut after = RequestRow {
         state: to.as_str().to_owned(),
@@ -564,22 +678,15 @@ fn apply_row(
         };
         events.push(scrubbed);
     }
-    let written = ChainedWrite {
-        before: &row,
-        after: &after,
-        events: &events,
-        jobs: &follow_up,
-        finish: None,
+    Ok(PlannedChange {
+        from,
+        to,
+        after,
+        events,
+        jobs,
         scrub,
-    }
-    .run(conn)?;
-    if !written {
-        // Nothing was written; the rows `plan_rows` may have written go
-        // with the caller's transaction (a held row cannot miss).
-        return Ok(None);
-    }
-    crate::metrics::transition(from.as_str(), to.as_str());
-    Ok(Some(after))
+        fan_out,
+    })
 }
 
 /// Turn planned jobs into rows; `StartErasure` becomes one call per target.
@@ -712,6 +819,8 @@ fn note_if_unmoved(
         jobs: &[],
         finish: finish.map(|(job, at)| (job, at.naive_utc())),
         scrub: false,
+        call: None,
+        decision: None,
     }
     .run(conn)?;
     Ok(written.then_some(after))
@@ -754,32 +863,6 @@ pub fn get_any(conn: &mut Conn<'_>, id: RequestId) -> Result<ErasureRequest, Sto
         .select(RequestRow::as_select())
         .first(c))?;
     row.into_domain()
-}
-
-/// A request with its call to a target and the target, in one read (for
-/// the job that makes the call; by id alone, as workers act across tenants).
-pub fn get_any_with_call(
-    conn: &mut Conn<'_>,
-    id: RequestId,
-    target: &str,
-) -> Result<(ErasureRequest, CallRow, TargetRow), StoreError> {
-    use super::schema::{erasure_targets as et, target_calls as tc};
-    let (row, call, t): (RequestRow, CallRow, TargetRow) = with_conn!(conn, |c| er::table
-        .inner_join(tc::table.on(tc::request_id.eq(er::id)))
-        .inner_join(
-            et::table.on(et::id
-                .eq(tc::target_id)
-                .and(et::tenant_id.eq(tc::tenant_id)))
-        )
-        .filter(er::id.eq(id.to_string()))
-        .filter(tc::target_id.eq(target))
-        .select((
-            RequestRow::as_select(),
-            CallRow::as_select(),
-            TargetRow::as_select()
-        ))
-        .first(c))?;
-    Ok((row.into_domain()?, call, t))
 }
 
 /// The requests of a batch still waiting for a decision, oldest first.

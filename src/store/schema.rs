@@ -59,6 +59,7 @@ diesel::table! {
         extension_reason -> Nullable<Text>,
         extended_by -> Nullable<Text>,
         cancel_reason -> Nullable<Text>,
+        opendsr_linked -> Bool,
     }
 }
 

@@ -269,7 +269,7 @@ pub fn call(conn: &mut Conn<'_>, request: RequestId, target: &str) -> Result<Cal
 }
 
 /// A call's last error or an owner's note as kept: at most 500 characters.
-fn kept_text(text: Option<&str>) -> Option<String> {
+pub(super) fn kept_text(text: Option<&str>) -> Option<String> {
     text.map(|t| t.chars().take(500).collect())
 }
 

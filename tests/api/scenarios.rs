@@ -1055,3 +1055,177 @@ pub async fn a_note_on_a_request_that_moved_meanwhile_goes_on_its_new_head(app: 
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+/// A decision on a link for one request is written on the link and the
+/// request as read, and only if neither moved since: an event on the
+/// request, or a new link voiding the old one, in between, and it writes
+/// nothing (the page then decides holding the request). Unmoved, it uses the
+/// link up, starts the erasure and makes a call and a job per target, in one
+/// write.
+pub async fn a_decision_on_a_link_or_request_that_moved_meanwhile_writes_nothing(app: TestApp) {
+    use lethe::domain::approval::TOKEN_PREFIX;
+    use lethe::domain::audit::{Actor, ActorKind};
+    use lethe::domain::outbox::WorkflowPolicy;
+    use lethe::domain::secret::{Secret, SecretDigest};
+    use lethe::domain::{Event, TenantId};
+    use lethe::store::approvals::{self, LinkTarget};
+    use lethe::store::requests;
+    let t = app.create_tenant("privacy_contact").await;
+    let mut targets = Vec::new();
+    for name in ["crm", "billing"] {
+        let r = app
+            .admin_post(
+                &format!("/v1/tenants/{}/targets", t.id),
+                &json!({ "name": name, "url": "http://127.0.0.1:9/erase" }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        targets.push(id_of(&r.json().await.unwrap()));
+    }
+    targets.sort();
+    let r = app.submit(&t, &json!({ "subject_id": "decided-1" })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["state"], "awaiting_approval");
+    let id = id_of(&body);
+    let rid: RequestId = id.parse().unwrap();
+    let tid: TenantId = t.id.parse().unwrap();
+    let now = lethe::domain::deadline::now();
+    let new_link = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            let secret = Secret::generate(TOKEN_PREFIX);
+            let digest = secret.digest();
+            let d = digest.clone();
+            let link = store
+                .write(move |c| {
+                    approvals::create(
+                        c,
+                        tid,
+                        LinkTarget::Request(rid),
+                        &d,
+                        now,
+                        now + chrono::Duration::days(7),
+                    )
+                })
+                .await
+                .unwrap();
+            (link, digest, secret)
+        }
+    };
+    let read = |app: &TestApp, digest: SecretDigest| {
+        let store = app.store.clone();
+        async move {
+            store
+                .read(move |c| requests::find_link_to_decide(c, &digest))
+                .await
+                .unwrap()
+                .expect("the link is found")
+        }
+    };
+    let decide = |app: &TestApp, read: (approvals::Link, _, Option<requests::Seen>)| {
+        let store = app.store.clone();
+        async move {
+            let (link, tenant, seen) = read;
+            let seen = seen.expect("a link for one request comes with it");
+            store
+                .write_self_contained(move |c| {
+                    let actor = Actor::new(ActorKind::PrivacyContact, format!("link:{}", link.id));
+                    let change = requests::Change {
+                        event: Event::Approve,
+                        actor: &actor,
+                        detail: None,
+                        decision: None,
+                    };
+                    requests::decide_if_unmoved(
+                        c,
+                        &seen,
+                        &tenant,
+                        &link.id,
+                        change,
+                        &WorkflowPolicy::default(),
+                        now,
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let unused = |link: &str| format!("approval_links WHERE id = '{link}' AND used_at IS NULL");
+    let calls = format!("target_calls WHERE request_id = '{id}'");
+
+    // The request moved between the read and the decision.
+    let (first, first_digest, _) = new_link(&app).await;
+    let stale = read(&app, first_digest.clone()).await;
+    app.store
+        .write(move |c| {
+            requests::note(c, tid, rid, "in_between", &Actor::system("test"), None, now)
+        })
+        .await
+        .unwrap();
+    assert!(
+        !decide(&app, stale).await,
+        "written on a request that moved"
+    );
+    assert_eq!(app.count(&unused(&first)).await, 1, "the link was used");
+    assert_eq!(app.count(&calls).await, 0);
+
+    // A new link voided the one read.
+    let stale = read(&app, first_digest).await;
+    let (second, second_digest, second_secret) = new_link(&app).await;
+    assert!(!decide(&app, stale).await, "written with a voided link");
+    assert_eq!(app.count(&calls).await, 0);
+    let r = app.get(&t, &format!("/v1/erasure-requests/{id}")).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["state"],
+        "awaiting_approval"
+    );
+
+    // Unmoved: one write uses the link and starts the erasure.
+    let fresh = read(&app, second_digest.clone()).await;
+    let again = read(&app, second_digest).await;
+    assert!(decide(&app, fresh).await);
+    assert_eq!(app.count(&unused(&second)).await, 0, "the link is used up");
+    let r = app.get(&t, &format!("/v1/erasure-requests/{id}")).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "erasing");
+    assert_eq!(
+        app.count(&format!("{calls} AND status = 'pending' AND attempts = 0"))
+            .await,
+        2
+    );
+    let mut called: Vec<String> = app
+        .store
+        .read(move |conn| jobs::for_request(conn, rid))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == "call_target")
+        .map(|j| {
+            let p: Value = serde_json::from_str(&j.payload).unwrap();
+            p["target_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    called.sort();
+    assert_eq!(called, targets, "one call job per target");
+    assert!(!job_kinds(&app, &id)
+        .await
+        .contains(&"start_erasure".to_owned()));
+
+    // The same decision again, as read before it: nothing.
+    assert!(!decide(&app, again).await);
+    assert_eq!(app.count(&calls).await, 2);
+    // And the page says the link is used.
+    let page = reqwest::Client::new()
+        .post(app.url(&format!("/approvals/{}", second_secret.expose())))
+        .form(&[("action", "approve_all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::GONE);
+    let verify = app.lethe_bin(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

@@ -1,0 +1,1 @@
+ALTER TABLE erasure_requests DROP COLUMN opendsr_linked;

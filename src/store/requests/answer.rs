@@ -1,0 +1,176 @@
+//! A target's answer to the job that called it, written in one statement on
+//! the request as the job read it before the call: the call row, the audit
+//! note, the end of the job and what follows (the erasure complete when this
+//! was the last confirmation, failed when the target refused), if the
+//! request has not moved since. On PostgreSQL that saves the transaction
+//! that holds the request (`BEGIN`, the row lock, four statements,
+//! `COMMIT`); the caller falls back to it when the request moved.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::chained::{CallUpdate, ChainedWrite};
+use super::{er, plan_change, Change, RequestRow, Seen};
+use crate::domain::audit::Actor;
+use crate::domain::outbox::WorkflowPolicy;
+use crate::domain::state::transition;
+use crate::domain::target::CallStatus;
+use crate::domain::{Event, RequestId, RequestState};
+use crate::store::audit::{self, EventSpec};
+use crate::store::targets::{CallRow, TargetRow};
+use crate::store::{Conn, StoreError};
+use crate::with_conn;
+
+/// A request as read, with its call to a target, the target, and whether
+/// every other call of the request was confirmed when read (by id alone, as
+/// workers act across tenants).
+pub fn get_seen_with_call(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+    target: &str,
+) -> Result<(Seen, CallRow, TargetRow, bool), StoreError> {
+    use crate::store::schema::{erasure_targets as et, target_calls as tc};
+    use diesel::dsl::{exists, not};
+    let id = id.to_string();
+    // The other calls by bound values, not by correlation: the statement
+    // stays one diesel prepares once per connection (a literal SQL fragment
+    // would make it parsed and planned on every call).
+    let other = diesel::alias!(crate::store::schema::target_calls as other_calls);
+    let others_confirmed = not(exists(
+        other
+            .filter(other.field(tc::request_id).eq(id.clone()))
+            .filter(other.field(tc::target_id).ne(target.to_owned()))
+            .filter(other.field(tc::status).ne(CallStatus::Confirmed.as_str()))
+            .select(other.field(tc::id)),
+    ));
+    let (row, call, t, others): (RequestRow, CallRow, TargetRow, bool) =
+        with_conn!(conn, |c| er::table
+            .inner_join(tc::table.on(tc::request_id.eq(er::id)))
+            .inner_join(
+                et::table.on(et::id
+                    .eq(tc::target_id)
+                    .and(et::tenant_id.eq(tc::tenant_id)))
+            )
+            .filter(er::id.eq(&id))
+            .filter(tc::target_id.eq(target))
+            .select((
+                RequestRow::as_select(),
+                CallRow::as_select(),
+                TargetRow::as_select(),
+                others_confirmed,
+            ))
+            .first(c))?;
+    Ok((Seen { row }, call, t, others))
+}
+
+/// A target's answer that settles its call for now: confirmed, accepted
+/// (it will confirm later) or failed (it refused).
+pub struct Answer<'a> {
+    pub target: &'a str,
+    pub status: CallStatus,
+    pub code: Option<u16>,
+    /// Kept on the call row (`targets::record`).
+    pub error: Option<&'a str>,
+    /// The audit note of the answer, and its detail.
+    pub what: &'a str,
+    pub detail: Option<String>,
+}
+
+/// Write `answer` on the request as `seen` (read with
+/// [`get_seen_with_call`], `others_confirmed` as read there), and end the
+/// job `finish` with it: the call row, the note, and when it follows, the
+/// erasure's completion (this confirmation was the last) or failure (the
+/// target refused), with their events and jobs — one statement on
+/// PostgreSQL. `false`, and nothing written, when the request moved since it
+/// was read (its state, chain head or OpenDSR mark): then hold it and write
+/// the answer as it is now.
+///
+/// Why the read is enough: a call becomes confirmed only in a write that
+/// also chains an event onto its request (this one, the late confirmation,
+/// the owner's report), so if the chain head is as read, no call was
+/// confirmed since; and a confirmed call never goes back.
+pub fn answer_if_unmoved(
+    conn: &mut Conn<'_>,
+    seen: &Seen,
+    others_confirmed: bool,
+    answer: Answer<'_>,
+    workflow: &WorkflowPolicy,
+    now: DateTime<Utc>,
+    finish: (&str, DateTime<Utc>),
+) -> Result<bool, StoreError> {
+    let row = &seen.row;
+    let (tenant, id) = row.ids()?;
+    let state = row.state()?;
+    let note = audit::chain_event(
+        tenant,
+        id,
+        &row.head(),
+        EventSpec {
+            from_state: Some(state.as_str()),
+            to_state: state.as_str(),
+            event: answer.what,
+            actor: &Actor::system("worker"),
+            detail: answer.detail,
+        },
+        now,
+    );
+    let noted = RequestRow {
+        audit_seq: note.seq,
+        audit_head: note.hash.clone(),
+        ..row.clone()
+    };
+    let targets = Actor::system("targets");
+    let follows = match answer.status {
+        CallStatus::Confirmed if others_confirmed && transition(state, Event::Complete).is_ok() => {
+            Some(Change {
+                event: Event::Complete,
+                actor: &targets,
+                detail: None,
+                decision: None,
+            })
+        }
+        CallStatus::Failed if state == RequestState::Erasing => Some(Change {
+            event: Event::Fail,
+            actor: &targets,
+            detail: Some(serde_json::json!({ "target_id": answer.target }).to_string()),
+            decision: None,
+        }),
+        _ => None,
+    };
+    // Neither completing nor failing plans a fan-out (which would write
+    // before the compare-and-set): only entering `erasing` does.
+    let planned = follows
+        .map(|change| plan_change(conn, &noted, change, workflow, now))
+        .transpose()?;
+    let mut events = vec![note];
+    let (after, jobs, scrub) = match &planned {
+        Some(p) => {
+            events.extend(p.events.iter().cloned());
+            (&p.after, &p.jobs[..], p.scrub)
+        }
+        None => (&noted, &[][..], false),
+    };
+    let written = ChainedWrite {
+        before: row,
+        after,
+        events: &events,
+        jobs,
+        finish: Some((finish.0, finish.1.naive_utc())),
+        scrub,
+        call: Some(CallUpdate {
+            target: answer.target,
+            status: answer.status,
+            code: answer.code,
+            error: answer.error,
+            at: now,
+        }),
+        decision: None,
+    }
+    .run(conn)?;
+    if written {
+        if let Some(p) = &planned {
+            crate::metrics::transition(p.from.as_str(), p.to.as_str());
+        }
+    }
+    Ok(written)
+}
