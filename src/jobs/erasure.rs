@@ -14,7 +14,7 @@ use crate::email::views;
 use crate::email::SendError;
 use crate::store::jobs::{self, JobRow};
 use crate::store::requests::{self, Change, Held};
-use crate::store::{receipts, targets, tenants, StoreError};
+use crate::store::{receipts, targets, tenants, Backend, StoreError};
 
 const USER_AGENT: &str = concat!("lethe/", env!("CARGO_PKG_VERSION"));
 
@@ -237,11 +237,15 @@ pub(super) async fn call_target(
     let detail = serde_json::json!({ "target_id": tid, "status_code": code }).to_string();
     ctx.store
         .write_self_contained(move |conn| {
-            // The request as read before the call, unmoved: one statement.
-            // The other target's answer to the same request often comes in
-            // at the same moment and moves it first: then read it again
-            // (one statement) and try once more before holding it.
-            if let (Some(what), Some(finish)) = (what, &finish) {
+            // On PostgreSQL, the request as read before the call, unmoved:
+            // one statement. The other target's answer to the same request
+            // often comes in at the same moment and moves it first: then
+            // read it again (one statement) and try once more before
+            // holding it. SQLite's one writer holds everything anyway: a
+            // hold is a read there, and a missed compare-and-set would only
+            // add work to the writer.
+            let on_pg = conn.backend() == Backend::Postgres;
+            if let (true, Some(what), Some(finish)) = (on_pg, what, &finish) {
                 let (mut seen, mut others_confirmed) = (seen, others_confirmed);
                 for again in [false, true] {
                     if again {
