@@ -287,6 +287,24 @@ fn actor_of(link: &Link) -> Actor {
     Actor::new(ActorKind::PrivacyContact, format!("link:{}", link.id))
 }
 
+/// The decisions the form makes on a loaded link, or the answer when it
+/// makes none: the link cannot be used (or decides nothing any more), or
+/// the form's errors.
+fn choose(
+    l: Loaded,
+    form: &[(String, String)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Loaded, Vec<(RequestId, Decision)>), Decided> {
+    let status = l.link.status(now);
+    if status != LinkStatus::Usable || l.items.is_empty() {
+        return Err(Decided::Unusable(status, l.tenant.settings.locale));
+    }
+    match decisions(form, &l) {
+        Ok(chosen) => Ok((l, chosen)),
+        Err(errors) => Err(Decided::Invalid(Box::new(l), errors)),
+    }
+}
+
 /// A decision on a link for one request, on the link and the request as
 /// read (`requests::decide_if_unmoved`): one read and one statement, no
 /// transaction. `None` when it must be made holding the request: a link for
@@ -311,18 +329,14 @@ fn decide_as_read(
     } else {
         Vec::new()
     };
-    let l = Loaded {
+    let loaded = Loaded {
         link,
         tenant,
         items,
     };
-    let status = l.link.status(now);
-    if status != LinkStatus::Usable || l.items.is_empty() {
-        return Ok(Some(Decided::Unusable(status, locale)));
-    }
-    let chosen = match decisions(form, &l) {
-        Ok(d) => d,
-        Err(errors) => return Ok(Some(Decided::Invalid(Box::new(l), errors))),
+    let (l, chosen) = match choose(loaded, form, now) {
+        Ok(c) => c,
+        Err(answer) => return Ok(Some(answer)),
     };
     let [(_, decision)] = &chosen[..] else {
         return Ok(None);
@@ -344,19 +358,15 @@ fn decide_held(
     form: &[(String, String)],
     workflow: &WorkflowPolicy,
 ) -> Result<Decided, StoreError> {
-    let Some((l, mut held)) = load_to_decide(conn, digest, true)? else {
+    let Some((loaded, mut held)) = load_to_decide(conn, digest, true)? else {
         return Ok(Decided::Unknown);
     };
     let now = deadline::now();
-    let locale = l.tenant.settings.locale;
-    let status = l.link.status(now);
-    if status != LinkStatus::Usable || l.items.is_empty() {
-        return Ok(Decided::Unusable(status, locale));
-    }
-    let chosen = match decisions(form, &l) {
-        Ok(d) => d,
-        Err(errors) => return Ok(Decided::Invalid(Box::new(l), errors)),
+    let (l, chosen) = match choose(loaded, form, now) {
+        Ok(c) => c,
+        Err(answer) => return Ok(answer),
     };
+    let locale = l.tenant.settings.locale;
     // One use: of two racing submissions, only one gets the link.
     if !approvals::mark_used(conn, &l.link.id, now)? {
         return Ok(Decided::Unusable(LinkStatus::Used, locale));

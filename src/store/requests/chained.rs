@@ -71,7 +71,7 @@ impl ChainedWrite<'_> {
     pub(super) fn run(&self, conn: &mut Conn<'_>) -> Result<bool, StoreError> {
         match conn {
             Conn::Pg(c) => {
-                // Two statement texts, each prepared once per connection.
+                // Three statement texts, each prepared once per connection.
                 let matched: i64 = match (&self.call, &self.decision) {
                     (None, None) => Statement::<false, false>::new(self).get_result(&mut **c)?,
                     (Some(_), None) => Statement::<true, false>::new(self).get_result(&mut **c)?,
