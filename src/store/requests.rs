@@ -780,18 +780,15 @@ fn note_row(
     ))
 }
 
-/// Chain an event onto `row` if the request is still as `row` shows it (its
-/// state and chain head): the row as the write left it, or `None` and
-/// nothing written.
-fn note_if_unmoved(
-    conn: &mut Conn<'_>,
+/// A note on `row`: its audit event, chained onto the row's head in its
+/// state, and the row with that event as its head.
+fn noted(
     row: &RequestRow,
     what: &str,
     actor: &Actor,
     detail: Option<String>,
     now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<Option<RequestRow>, StoreError> {
+) -> Result<(AuditRow, RequestRow), StoreError> {
     let (tenant, id) = row.ids()?;
     let state = row.state()?;
     let ev = audit::chain_event(
@@ -812,6 +809,22 @@ fn note_if_unmoved(
         audit_head: ev.hash.clone(),
         ..row.clone()
     };
+    Ok((ev, after))
+}
+
+/// Chain an event onto `row` if the request is still as `row` shows it (its
+/// state and chain head): the row as the write left it, or `None` and
+/// nothing written.
+fn note_if_unmoved(
+    conn: &mut Conn<'_>,
+    row: &RequestRow,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<Option<RequestRow>, StoreError> {
+    let (ev, after) = noted(row, what, actor, detail, now)?;
     let written = ChainedWrite {
         before: row,
         after: &after,

@@ -10,13 +10,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::chained::{CallUpdate, ChainedWrite};
-use super::{er, plan_change, Change, RequestRow, Seen};
+use super::{er, noted, plan_change, Change, RequestRow, Seen};
 use crate::domain::audit::Actor;
 use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::state::transition;
 use crate::domain::target::CallStatus;
 use crate::domain::{Event, RequestId, RequestState};
-use crate::store::audit::{self, EventSpec};
 use crate::store::targets::{CallRow, TargetRow};
 use crate::store::{Conn, StoreError};
 use crate::with_conn;
@@ -99,26 +98,14 @@ pub fn answer_if_unmoved(
     finish: (&str, DateTime<Utc>),
 ) -> Result<bool, StoreError> {
     let row = &seen.row;
-    let (tenant, id) = row.ids()?;
     let state = row.state()?;
-    let note = audit::chain_event(
-        tenant,
-        id,
-        &row.head(),
-        EventSpec {
-            from_state: Some(state.as_str()),
-            to_state: state.as_str(),
-            event: answer.what,
-            actor: &Actor::system("worker"),
-            detail: answer.detail,
-        },
+    let (note, noted) = noted(
+        row,
+        answer.what,
+        &Actor::system("worker"),
+        answer.detail,
         now,
-    );
-    let noted = RequestRow {
-        audit_seq: note.seq,
-        audit_head: note.hash.clone(),
-        ..row.clone()
-    };
+    )?;
     let targets = Actor::system("targets");
     let follows = match answer.status {
         CallStatus::Confirmed if others_confirmed && transition(state, Event::Complete).is_ok() => {
