@@ -488,7 +488,7 @@ fn apply_row(
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<RequestRow>, StoreError> {
-    let planned = plan_change(conn, &row, change, workflow, now)?;
+    let planned = plan_change(conn, &row, change, workflow, now, Known::default())?;
     if !planned.write(conn, &row, None)? {
         // Nothing was written; the rows `plan_rows` may have written go
         // with the caller's transaction (a held row cannot miss).
@@ -560,20 +560,9 @@ struct Known {
 /// depend on (the tenant's subject notices, OpenDSR mappings when the row is
 /// linked) and, for a transition into `erasing`, writes the target call rows
 /// (`targets::fan_out`), so the caller must write the plan in the same
-/// transaction or not at all.
+/// transaction or not at all; unless `known` says it has them or leaves the
+/// calls to the write.
 fn plan_change(
-    conn: &mut Conn<'_>,
-    row: &RequestRow,
-    change: Change<'_>,
-    workflow: &WorkflowPolicy,
-    now: DateTime<Utc>,
-) -> Result<PlannedChange, StoreError> {
-    plan_change_knowing(conn, row, change, workflow, now, Known::default())
-}
-
-/// [`plan_change`], taking what `known` says instead of reading or writing
-/// it.
-fn plan_change_knowing(
     conn: &mut Conn<'_>,
     row: &RequestRow,
     change: Change<'_>,

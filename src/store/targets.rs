@@ -205,6 +205,18 @@ fn fan_out_each(
     Ok(open)
 }
 
+/// The PostgreSQL fan-out's text, which the approval decision's statement
+/// (`requests::chained`) shares: the call rows' insert up to the request id
+/// (then the target's id and name, `'pending'`, 0 and the time twice), and
+/// the conflict clause that puts an unconfirmed call back to pending (then
+/// the time) and keeps a confirmed one as it is (then what to return).
+pub(super) const FAN_OUT_INSERT: &str = "INSERT INTO target_calls (id, tenant_id, request_id, \
+target_id, target_name, status, attempts, created_at, updated_at) \
+SELECT gen_random_uuid()::text, t.tenant_id, ";
+pub(super) const FAN_OUT_AGAIN: &str =
+    " ON CONFLICT (request_id, target_id) DO UPDATE SET status = 'pending', updated_at = ";
+pub(super) const FAN_OUT_RETURNING: &str = " WHERE target_calls.status <> 'confirmed' RETURNING ";
+
 /// PostgreSQL: a call row for every enabled target of the tenant, or an
 /// unconfirmed one back to pending, as one statement; the targets called
 /// (again).
@@ -231,11 +243,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for FanOut {
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> diesel::QueryResult<()> {
         use diesel::sql_types::{Text, Timestamp};
-        out.push_sql(
-            "INSERT INTO target_calls (id, tenant_id, request_id, target_id, target_name, \
-             status, attempts, created_at, updated_at) \
-             SELECT gen_random_uuid()::text, t.tenant_id, ",
-        );
+        out.push_sql(FAN_OUT_INSERT);
         out.push_bind_param::<Text, _>(&self.request)?;
         out.push_sql(", t.id, t.name, 'pending', 0, ");
         out.push_bind_param::<Timestamp, _>(&self.now)?;
@@ -243,11 +251,10 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for FanOut {
         out.push_bind_param::<Timestamp, _>(&self.now)?;
         out.push_sql(" FROM erasure_targets t WHERE t.enabled AND t.tenant_id = ");
         out.push_bind_param::<Text, _>(&self.tenant)?;
-        out.push_sql(
-            " ON CONFLICT (request_id, target_id) DO UPDATE SET status = 'pending', updated_at = ",
-        );
+        out.push_sql(FAN_OUT_AGAIN);
         out.push_bind_param::<Timestamp, _>(&self.now)?;
-        out.push_sql(" WHERE target_calls.status <> 'confirmed' RETURNING target_id");
+        out.push_sql(FAN_OUT_RETURNING);
+        out.push_sql("target_id");
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::chained::{CallUpdate, ChainedWrite};
-use super::{er, noted, plan_change, Change, RequestRow, Seen};
+use super::{er, noted, plan_change, Change, Known, RequestRow, Seen};
 use crate::domain::audit::Actor;
 use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::state::transition;
@@ -127,7 +127,7 @@ pub fn answer_if_unmoved(
     // Neither completing nor failing plans a fan-out (which would write
     // before the compare-and-set): only entering `erasing` does.
     let planned = follows
-        .map(|change| plan_change(conn, &noted, change, workflow, now))
+        .map(|change| plan_change(conn, &noted, change, workflow, now, Known::default()))
         .transpose()?;
     let mut events = vec![note];
     let (after, jobs, scrub) = match &planned {

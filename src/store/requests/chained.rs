@@ -209,15 +209,11 @@ const SQL_LINK_WHERE: &str = " AND EXISTS (SELECT 1 FROM link)";
 /// it), for the row the update returned.
 const SQL_USED: &str = ", used AS (UPDATE approval_links SET used_at = ";
 const SQL_USED_WHERE: &str = " FROM req WHERE approval_links.id = ";
-const SQL_FAN_OUT: &str = "), fanned AS (INSERT INTO target_calls (id, tenant_id, request_id, \
-target_id, target_name, status, attempts, created_at, updated_at) \
-SELECT gen_random_uuid()::text, t.tenant_id, req.id, t.id, t.name, 'pending', 0, ";
+const SQL_FAN_OUT: &str = "), fanned AS (";
+const SQL_FAN_OUT_REQUEST: &str = "req.id, t.id, t.name, 'pending', 0, ";
 const SQL_FAN_OUT_FROM: &str = " FROM erasure_targets t JOIN req ON ";
 const SQL_FAN_OUT_WHERE: &str = " WHERE t.enabled AND t.tenant_id = ";
-const SQL_FAN_OUT_CONFLICT: &str = " ON CONFLICT (request_id, target_id) DO UPDATE SET \
-status = 'pending', updated_at = ";
-const SQL_FAN_OUT_JOBS: &str = " WHERE target_calls.status <> 'confirmed' \
-RETURNING tenant_id, request_id, target_id), \
+const SQL_FAN_OUT_JOBS: &str = "tenant_id, request_id, target_id), \
 call_jobs AS (INSERT INTO jobs (id, tenant_id, request_id, kind, payload, run_at, attempts, \
 max_attempts, created_at, dead) SELECT gen_random_uuid()::text, tenant_id, request_id, ";
 const SQL_FAN_OUT_PAYLOAD: &str = ", '{\"target_id\":' || to_json(target_id)::text || '}', ";
@@ -382,6 +378,8 @@ impl<const CALL: bool, const DECIDE: bool> QueryFragment<Pg> for Statement<'_, C
             out.push_sql(SQL_USED_WHERE);
             out.push_bind_param::<Text, _>(d.link)?;
             out.push_sql(SQL_FAN_OUT);
+            out.push_sql(targets::FAN_OUT_INSERT);
+            out.push_sql(SQL_FAN_OUT_REQUEST);
             out.push_bind_param::<Timestamp, _>(&a.updated_at)?;
             out.push_sql(", ");
             out.push_bind_param::<Timestamp, _>(&a.updated_at)?;
@@ -389,8 +387,9 @@ impl<const CALL: bool, const DECIDE: bool> QueryFragment<Pg> for Statement<'_, C
             out.push_bind_param::<Bool, _>(&d.fan_out)?;
             out.push_sql(SQL_FAN_OUT_WHERE);
             out.push_bind_param::<Text, _>(&b.tenant_id)?;
-            out.push_sql(SQL_FAN_OUT_CONFLICT);
+            out.push_sql(targets::FAN_OUT_AGAIN);
             out.push_bind_param::<Timestamp, _>(&a.updated_at)?;
+            out.push_sql(targets::FAN_OUT_RETURNING);
             out.push_sql(SQL_FAN_OUT_JOBS);
             out.push_bind_param::<Text, _>(JobKind::CallTarget.as_str())?;
             out.push_sql(SQL_FAN_OUT_PAYLOAD);

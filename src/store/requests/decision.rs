@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::{er, plan_change_knowing, Change, Known, RequestRow, Seen};
+use super::{er, plan_change, Change, Known, RequestRow, Seen};
 use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::secret::SecretDigest;
 use crate::domain::tenant::Tenant;
@@ -74,6 +74,6 @@ pub fn decide_if_unmoved(
         notify_subject: Some(tenant.settings.notify_subject),
         fan_out_in_write: true,
     };
-    let planned = plan_change_knowing(conn, row, change, workflow, now, known)?;
+    let planned = plan_change(conn, row, change, workflow, now, known)?;
     planned.write(conn, row, Some(link))
 }
