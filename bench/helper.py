@@ -377,20 +377,18 @@ def sqlite_raw(args):
         "(?, ?, ?, 2, 'pending', 'awaiting_approval', 'request_approval', 'system', 'policy', "
         "'{\"approval_policy\":\"privacy_contact\"}', ?, ?, ?)"
     )
-    # The four jobs a privacy_contact submission queues: the approval email,
-    # two reminders and the deadline escalation (one multi-row insert, as
-    # lethe writes them).
+    # The two jobs a privacy_contact submission queues: the approval email
+    # and the follow-up that reminds, then escalates (one multi-row insert,
+    # as lethe writes them).
     job_row = "(?, ?, ?, ?, ?, ?, 0, 12, NULL, NULL, ?, NULL, 0)"
     ins_job = (
         "INSERT INTO jobs (id, tenant_id, request_id, kind, payload, run_at, attempts, "
         "max_attempts, lease_until, last_error, created_at, finished_at, dead) VALUES "
-        + ", ".join([job_row] * 4)
+        + ", ".join([job_row] * 2)
     )
     job_kinds = [
         ("send_approval_email", "{}", 0),
-        ("approval_reminder", '{"reminder":1}', 3),
-        ("approval_reminder", '{"reminder":2}', 7),
-        ("escalate_deadline", "{}", 24),
+        ("approval_follow_up", None, 3),
     ]
     key_id = uuid7_like()
     lat = []
@@ -411,7 +409,10 @@ def sqlite_raw(args):
              uuid7_like(), tenant, rid, now, h1, h2),
         )
         params = []
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"
         for kind, payload, days in job_kinds:
+            if payload is None:
+                payload = '{"since":"%s","reminders_sent":0}' % since
             run_at = time.strftime(
                 "%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + days * 86400)) + ".000000"
             params += [uuid7_like(), tenant, rid, kind, payload, run_at, now]

@@ -1,8 +1,8 @@
 -- pgbench script: the writes of one lethe submission (privacy_contact policy),
 -- as lethe's store sends them, in one transaction: the request row (with
 -- ON CONFLICT DO NOTHING), both audit events in one multi-row insert, and the
--- four outbox jobs (approval email, two reminders, deadline escalation) in
--- one. Ids are time-ordered like lethe's UUIDv7s (see bench_id() in
+-- two outbox jobs (approval email; the follow-up that reminds, then
+-- escalates) in one. Ids are time-ordered like lethe's UUIDv7s (see bench_id() in
 -- pg_setup.sql); hashes are 64 hex characters like lethe's.
 -- Run with -M prepared (diesel uses prepared statements too).
 \set r random(1, 9007199254740991)
@@ -35,12 +35,7 @@ VALUES (bench_id(:client_id::int, :j::bigint), '01900000-0000-7000-8000-00000000
         bench_id(:client_id::int, :r::bigint), 'send_approval_email', '{}',
         now() AT TIME ZONE 'utc', 0, 12, NULL, NULL, now() AT TIME ZONE 'utc', NULL, false),
        (bench_id(:client_id::int, :j::bigint + 1), '01900000-0000-7000-8000-00000000b001',
-        bench_id(:client_id::int, :r::bigint), 'approval_reminder', '{"reminder":1}',
-        now() AT TIME ZONE 'utc' + interval '3 days', 0, 12, NULL, NULL, now() AT TIME ZONE 'utc', NULL, false),
-       (bench_id(:client_id::int, :j::bigint + 2), '01900000-0000-7000-8000-00000000b001',
-        bench_id(:client_id::int, :r::bigint), 'approval_reminder', '{"reminder":2}',
-        now() AT TIME ZONE 'utc' + interval '7 days', 0, 12, NULL, NULL, now() AT TIME ZONE 'utc', NULL, false),
-       (bench_id(:client_id::int, :j::bigint + 3), '01900000-0000-7000-8000-00000000b001',
-        bench_id(:client_id::int, :r::bigint), 'escalate_deadline', '{}',
-        now() AT TIME ZONE 'utc' + interval '24 days', 0, 12, NULL, NULL, now() AT TIME ZONE 'utc', NULL, false);
+        bench_id(:client_id::int, :r::bigint), 'approval_follow_up',
+        jsonb_build_object('since', now(), 'reminders_sent', 0)::text,
+        now() AT TIME ZONE 'utc' + interval '3 days', 0, 12, NULL, NULL, now() AT TIME ZONE 'utc', NULL, false);
 END;

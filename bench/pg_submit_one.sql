@@ -1,7 +1,7 @@
 -- pgbench script: the writes of one lethe submission (privacy_contact policy)
 -- as one statement, the way lethe's PostgreSQL store sends them
 -- (src/store/requests/one_statement.rs): the request row with ON CONFLICT DO
--- NOTHING, then its two audit events and its four outbox jobs from arrays, for the
+-- NOTHING, then its two audit events and its two outbox jobs from arrays, for the
 -- row it returned. No BEGIN/COMMIT: one statement is atomic. Same column
 -- values and id shapes as pg_submit.sql. Run with -M prepared.
 \set r random(1, 9007199254740991)
@@ -39,14 +39,11 @@ queued AS (INSERT INTO jobs (id, tenant_id, request_id, kind, payload, run_at, a
   SELECT j.id, req.tenant_id, req.id, j.kind, j.payload, j.run_at, 0, j.max_attempts,
     j.created_at, FALSE
   FROM req, unnest(
-    ARRAY[bench_id(:client_id::int, :j::bigint), bench_id(:client_id::int, :j::bigint + 1),
-          bench_id(:client_id::int, :j::bigint + 2), bench_id(:client_id::int, :j::bigint + 3)],
-    ARRAY['send_approval_email', 'approval_reminder', 'approval_reminder', 'escalate_deadline'],
-    ARRAY['{}', '{"reminder":1}', '{"reminder":2}', '{}'],
-    ARRAY[now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc' + interval '3 days',
-          now() AT TIME ZONE 'utc' + interval '7 days', now() AT TIME ZONE 'utc' + interval '24 days'],
-    ARRAY[12, 12, 12, 12],
-    ARRAY[now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc',
-          now() AT TIME ZONE 'utc'])
+    ARRAY[bench_id(:client_id::int, :j::bigint), bench_id(:client_id::int, :j::bigint + 1)],
+    ARRAY['send_approval_email', 'approval_follow_up'],
+    ARRAY['{}', jsonb_build_object('since', now(), 'reminders_sent', 0)::text],
+    ARRAY[now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc' + interval '3 days'],
+    ARRAY[12, 12],
+    ARRAY[now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc'])
     AS j(id, kind, payload, run_at, max_attempts, created_at))
 SELECT 1 FROM req;

@@ -349,6 +349,12 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(|p| number(p, 1, 90).map(|n| n as u32))
                 .collect::<Result<Vec<u32>, String>>()
+                .map(|mut days| {
+                    // Reminders go out one after another, earliest first.
+                    days.sort_unstable();
+                    days.dedup();
+                    days
+                })
                 .map_err(|_| {
                     format!("must be a comma-separated list of days from 1 to 90 (got {v:?})")
                 })
@@ -663,6 +669,13 @@ mod tests {
             let e = Settings::from_sources(&sources(&pairs)).unwrap_err();
             assert_eq!(e.setting, name, "{e}");
         }
+    }
+
+    #[test]
+    fn reminder_days_go_out_earliest_first() {
+        let s =
+            Settings::from_sources(&sources(&[key(), ("LETHE_REMINDER_DAYS", "7, 3,7")])).unwrap();
+        assert_eq!(s.workflow.reminder_days, vec![3, 7]);
     }
 
     #[test]

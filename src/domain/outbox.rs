@@ -14,10 +14,15 @@ pub enum JobKind {
     SendApprovalEmail,
     /// Email the privacy contact one link for a whole batch.
     SendBatchApprovalEmail,
-    /// Remind the privacy contact (a new link; the old one is voided).
+    /// Remind the privacy contact (a new link; the old one is voided). A
+    /// batch's reminders, and a request's from before `ApprovalFollowUp`.
     ApprovalReminder,
-    /// Flag an undecided request for support before its deadline.
+    /// Flag an undecided request for support before its deadline (a batch
+    /// item's, or a request's after its deadline was extended).
     EscalateDeadline,
+    /// One request's reminders and escalation, one after another: a single
+    /// job that moves itself to its next step ([`FollowUpProgress`]).
+    ApprovalFollowUp,
     /// Tell the data subject about their request.
     NotifySubject,
     /// Tell every erasure target to erase (expanded by the store into one
@@ -40,11 +45,12 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 13] = [
+    pub const ALL: [JobKind; 14] = [
         Self::SendApprovalEmail,
         Self::SendBatchApprovalEmail,
         Self::ApprovalReminder,
         Self::EscalateDeadline,
+        Self::ApprovalFollowUp,
         Self::NotifySubject,
         Self::StartErasure,
         Self::CallTarget,
@@ -62,6 +68,7 @@ impl JobKind {
             JobKind::SendBatchApprovalEmail => "send_batch_approval_email",
             JobKind::ApprovalReminder => "approval_reminder",
             JobKind::EscalateDeadline => "escalate_deadline",
+            JobKind::ApprovalFollowUp => "approval_follow_up",
             JobKind::NotifySubject => "notify_subject",
             JobKind::StartErasure => "start_erasure",
             JobKind::CallTarget => "call_target",
@@ -128,6 +135,15 @@ pub struct FollowUp<'a> {
     pub retention: &'a Retention,
 }
 
+impl FollowUp<'_> {
+    fn schedule(&self) -> FollowUpSchedule<'_> {
+        FollowUpSchedule {
+            reminder_days: self.reminder_days,
+            escalate_before: self.escalate_before,
+        }
+    }
+}
+
 /// How long closed requests keep their personal fields, in days.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
@@ -177,17 +193,25 @@ pub fn jobs_on_entering(to: RequestState, f: &FollowUp<'_>) -> Vec<PlannedJob> {
     };
     let mut jobs = Vec::new();
     match to {
-        RequestState::AwaitingApproval => {
-            if !f.in_batch {
-                jobs.push(now_job(JobKind::SendApprovalEmail, serde_json::json!({})));
-                jobs.extend(reminders(f, serde_json::json!({})));
-            }
-            let escalate_at = (f.due_at - f.escalate_before).max(f.now);
+        RequestState::AwaitingApproval if f.in_batch => {
+            // The batch's email and reminders are the batch's own jobs.
             jobs.push(PlannedJob {
                 kind: JobKind::EscalateDeadline,
-                run_at: escalate_at,
+                run_at: (f.due_at - f.escalate_before).max(f.now),
                 payload: serde_json::json!({}),
             });
+        }
+        RequestState::AwaitingApproval => {
+            jobs.push(now_job(JobKind::SendApprovalEmail, serde_json::json!({})));
+            let started = FollowUpProgress {
+                since: f.now,
+                reminders_sent: 0,
+            };
+            let open = Undecided {
+                due_at: f.due_at,
+                escalated: false,
+            };
+            jobs.extend(started.next(&open, &f.schedule()));
         }
         RequestState::Erasing => jobs.push(now_job(JobKind::StartErasure, serde_json::json!({}))),
         _ => {}
@@ -236,6 +260,111 @@ pub fn reminders(f: &FollowUp<'_>, payload: serde_json::Value) -> Vec<PlannedJob
         .collect()
 }
 
+/// When an undecided request's privacy contact is reminded and support is
+/// told: the tenant-independent part of [`WorkflowPolicy`].
+#[derive(Debug, Clone, Copy)]
+pub struct FollowUpSchedule<'a> {
+    /// Days after the first email, ascending.
+    pub reminder_days: &'a [u32],
+    pub escalate_before: Duration,
+}
+
+/// What a request's follow-up job reads from the request when it wakes:
+/// the deadline (support may have extended it) and whether support was
+/// already told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undecided {
+    pub due_at: DateTime<Utc>,
+    pub escalated: bool,
+}
+
+/// One step of a request's follow-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpStep {
+    /// Send reminder number n (from 1): a new link, the old one voided.
+    Remind(u32),
+    /// Flag the request for support.
+    Escalate,
+}
+
+/// How far a request's follow-up has got: the payload of its
+/// `ApprovalFollowUp` job, which carries it from step to step. Reminders
+/// count from `since` (when approval was first asked); the escalation from
+/// the request's deadline as it is when the job wakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUpProgress {
+    pub since: DateTime<Utc>,
+    pub reminders_sent: u32,
+}
+
+impl FollowUpProgress {
+    /// The step due at `now`, if any. When both the escalation and a
+    /// reminder are (a reminder retried for hours, a worker that was down),
+    /// support hears first: a reminder the mail server keeps refusing must
+    /// not hold up the escalation.
+    pub fn due(
+        &self,
+        open: &Undecided,
+        s: &FollowUpSchedule<'_>,
+        now: DateTime<Utc>,
+    ) -> Option<FollowUpStep> {
+        let [remind, escalate] = self.steps(open, s);
+        [escalate, remind]
+            .into_iter()
+            .flatten()
+            .find(|(_, at)| *at <= now)
+            .map(|(step, _)| step)
+    }
+
+    /// The progress once `step` is done.
+    pub fn after(self, step: FollowUpStep) -> Self {
+        match step {
+            FollowUpStep::Remind(n) => Self {
+                reminders_sent: self.reminders_sent.max(n),
+                ..self
+            },
+            FollowUpStep::Escalate => self,
+        }
+    }
+
+    /// The job for the next step (none when every step is done), due when
+    /// its step is, or at `since` if that time has passed (it then runs at
+    /// once).
+    pub fn next(&self, open: &Undecided, s: &FollowUpSchedule<'_>) -> Option<PlannedJob> {
+        let (_, at) = self
+            .steps(open, s)
+            .into_iter()
+            .flatten()
+            .min_by_key(|(_, at)| *at)?;
+        Some(PlannedJob {
+            kind: JobKind::ApprovalFollowUp,
+            run_at: at.max(self.since),
+            payload: serde_json::to_value(self).unwrap_or_default(),
+        })
+    }
+
+    /// The next reminder and the escalation, each with its time, if still
+    /// to come.
+    fn steps(
+        &self,
+        open: &Undecided,
+        s: &FollowUpSchedule<'_>,
+    ) -> [Option<(FollowUpStep, DateTime<Utc>)>; 2] {
+        let remind = s
+            .reminder_days
+            .get(self.reminders_sent as usize)
+            .map(|days| {
+                (
+                    FollowUpStep::Remind(self.reminders_sent + 1),
+                    self.since + Duration::days(i64::from(*days)),
+                )
+            });
+        let escalate =
+            (!open.escalated).then(|| (FollowUpStep::Escalate, open.due_at - s.escalate_before));
+        [remind, escalate]
+    }
+}
+
 /// Exponential backoff with jitter for a job's next try: about 10 s, 20 s,
 /// 40 s ... capped at one hour; `jitter` in [0, 1) spreads retries out.
 pub fn backoff(attempts: i32, jitter: f64) -> Duration {
@@ -276,31 +405,155 @@ mod tests {
     }
 
     #[test]
-    fn awaiting_approval_mails_reminds_and_escalates() {
+    fn awaiting_approval_mails_and_queues_one_follow_up() {
         let f = ctx(&[3, 7]);
         let jobs = jobs_on_entering(RequestState::AwaitingApproval, &f);
         assert_eq!(
             kinds(&jobs),
-            vec![
-                JobKind::SendApprovalEmail,
-                JobKind::ApprovalReminder,
-                JobKind::ApprovalReminder,
-                JobKind::EscalateDeadline
-            ]
+            vec![JobKind::SendApprovalEmail, JobKind::ApprovalFollowUp]
         );
         assert_eq!(jobs[1].run_at, f.now + Duration::days(3));
-        assert_eq!(jobs[2].run_at, f.now + Duration::days(7));
-        assert_eq!(jobs[3].run_at, f.due_at - Duration::days(7));
+        let progress: FollowUpProgress = serde_json::from_value(jobs[1].payload.clone()).unwrap();
+        assert_eq!(
+            progress,
+            FollowUpProgress {
+                since: f.now,
+                reminders_sent: 0
+            }
+        );
+    }
+
+    /// Reminders on `days`, escalation a week before the deadline.
+    fn weekly(days: &[u32]) -> FollowUpSchedule<'_> {
+        FollowUpSchedule {
+            reminder_days: days,
+            escalate_before: Duration::days(7),
+        }
+    }
+
+    /// One reminder sent, since `since`.
+    fn reminded_once(since: DateTime<Utc>) -> FollowUpProgress {
+        FollowUpProgress {
+            since,
+            reminders_sent: 1,
+        }
+    }
+
+    /// Walk a follow-up from job to job the way its worker does.
+    fn walk(
+        days: &[u32],
+        mut open: Undecided,
+        since: DateTime<Utc>,
+    ) -> Vec<(FollowUpStep, DateTime<Utc>)> {
+        let s = weekly(days);
+        let mut progress = FollowUpProgress {
+            since,
+            reminders_sent: 0,
+        };
+        let mut done = Vec::new();
+        while let Some(job) = progress.next(&open, &s) {
+            progress = serde_json::from_value(job.payload).unwrap();
+            let step = progress.due(&open, &s, job.run_at).expect("a step is due");
+            done.push((step, job.run_at));
+            progress = progress.after(step);
+            open.escalated |= step == FollowUpStep::Escalate;
+            assert!(done.len() < 10, "the follow-up ends");
+        }
+        done
+    }
+
+    #[test]
+    fn a_follow_up_reminds_then_escalates_in_time_order() {
+        let since = Utc::now();
+        let open = Undecided {
+            due_at: since + Duration::days(30),
+            escalated: false,
+        };
+        assert_eq!(
+            walk(&[3, 7], open, since),
+            vec![
+                (FollowUpStep::Remind(1), since + Duration::days(3)),
+                (FollowUpStep::Remind(2), since + Duration::days(7)),
+                (FollowUpStep::Escalate, since + Duration::days(23)),
+            ]
+        );
+        // A reminder later than the escalation comes after it.
+        assert_eq!(
+            walk(&[3, 25], open, since),
+            vec![
+                (FollowUpStep::Remind(1), since + Duration::days(3)),
+                (FollowUpStep::Escalate, since + Duration::days(23)),
+                (FollowUpStep::Remind(2), since + Duration::days(25)),
+            ]
+        );
+        // No reminders: the escalation only; already escalated: nothing.
+        assert_eq!(
+            walk(&[], open, since),
+            vec![(FollowUpStep::Escalate, since + Duration::days(23))]
+        );
+        let told = Undecided {
+            escalated: true,
+            ..open
+        };
+        assert!(walk(&[], told, since).is_empty());
+        // A deadline closer than the escalation window: escalated at once.
+        let close = Undecided {
+            due_at: since + Duration::days(2),
+            escalated: false,
+        };
+        assert_eq!(
+            walk(&[], close, since),
+            vec![(FollowUpStep::Escalate, since)]
+        );
+    }
+
+    #[test]
+    fn when_a_reminder_and_the_escalation_are_both_due_support_hears_first() {
+        let since = Utc::now();
+        let s = weekly(&[3, 7]);
+        let progress = reminded_once(since);
+        let open = Undecided {
+            due_at: since + Duration::days(30),
+            escalated: false,
+        };
+        let late = since + Duration::days(26);
+        assert_eq!(progress.due(&open, &s, late), Some(FollowUpStep::Escalate));
+        let told = Undecided {
+            escalated: true,
+            ..open
+        };
+        assert_eq!(progress.due(&told, &s, late), Some(FollowUpStep::Remind(2)));
+        assert_eq!(
+            progress.after(FollowUpStep::Remind(2)).next(&told, &s),
+            None
+        );
+    }
+
+    #[test]
+    fn a_follow_up_woken_early_does_nothing_and_waits_for_its_step() {
+        let since = Utc::now();
+        let s = weekly(&[3]);
+        let progress = reminded_once(since);
+        // Planned for the old deadline; support extended it meanwhile.
+        let extended = Undecided {
+            due_at: since + Duration::days(90),
+            escalated: false,
+        };
+        let woke = since + Duration::days(23);
+        assert_eq!(progress.due(&extended, &s, woke), None);
+        assert_eq!(
+            progress.next(&extended, &s).unwrap().run_at,
+            since + Duration::days(83)
+        );
     }
 
     #[test]
     fn batch_items_get_no_mail_of_their_own() {
         let mut f = ctx(&[3]);
         f.in_batch = true;
-        assert_eq!(
-            kinds(&jobs_on_entering(RequestState::AwaitingApproval, &f)),
-            vec![JobKind::EscalateDeadline]
-        );
+        let jobs = jobs_on_entering(RequestState::AwaitingApproval, &f);
+        assert_eq!(kinds(&jobs), vec![JobKind::EscalateDeadline]);
+        assert_eq!(jobs[0].run_at, f.due_at - Duration::days(7));
     }
 
     #[test]
@@ -403,6 +656,13 @@ impl Default for WorkflowPolicy {
 }
 
 impl WorkflowPolicy {
+    pub fn schedule(&self) -> FollowUpSchedule<'_> {
+        FollowUpSchedule {
+            reminder_days: &self.reminder_days,
+            escalate_before: Duration::days(i64::from(self.escalate_before_days)),
+        }
+    }
+
     pub fn follow_up(&self, now: DateTime<Utc>, due_at: DateTime<Utc>) -> FollowUp<'_> {
         FollowUp {
             now,

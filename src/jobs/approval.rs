@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{payload, request_of, tenant_of, Done, Finish, JobContext, JobError};
 use crate::domain::approval::TOKEN_PREFIX;
 use crate::domain::audit::Actor;
-use crate::domain::outbox::JobKind;
+use crate::domain::outbox::{FollowUpProgress, FollowUpStep, JobKind, Undecided};
 use crate::domain::request::ErasureRequest;
 use crate::domain::secret::Secret;
 use crate::domain::tenant::Tenant;
@@ -128,12 +128,16 @@ pub(super) async fn note_seen(
     }
 }
 
-/// How a job that sent an email records it, ending itself in the same write.
+/// How a job that sent an email records it.
 enum Record {
-    /// On the one request it read (see [`note_seen`]).
+    /// On the one request it read (see [`note_seen`]), ending the job in
+    /// the same write.
     Seen(Box<Seen>, Finish),
-    /// On every request it emailed about, in one transaction.
+    /// On every request it emailed about, in one transaction, ending the job
+    /// in it.
     All(Finish),
+    /// On one request; the job goes on (a follow-up).
+    Note(TenantId, RequestId),
 }
 
 /// Issue a link for `target`, email it with `requests`, and record it.
@@ -185,6 +189,10 @@ async fn mail_link(
     let detail = serde_json::json!({ "link_id": link_id });
     Ok(match record {
         Record::Seen(seen, finish) => note_seen(ctx, *seen, what, detail, finish).await,
+        Record::Note(tenant, id) => {
+            note(ctx, tenant, id, what, detail).await;
+            Done::ToRecord
+        }
         Record::All(finish) => {
             let ids = requests.iter().map(|r| r.id).collect();
             note_all(ctx, tenant.id, ids, what, detail, Some(finish)).await
@@ -277,6 +285,15 @@ pub(super) async fn escalate(
     if !request.state.keeps_account_active() {
         return Ok(()); // decided meanwhile
     }
+    escalate_request(ctx, &request, now).await
+}
+
+/// Flag an undecided request for support, once, and record it.
+async fn escalate_request(
+    ctx: &JobContext,
+    request: &ErasureRequest,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
     let id = request.id;
     let first = ctx
         .store
@@ -296,6 +313,107 @@ pub(super) async fn escalate(
     Ok(())
 }
 
+fn progress_of(job: &JobRow) -> Result<FollowUpProgress, JobError> {
+    serde_json::from_value(payload(job)?)
+        .map_err(|e| JobError::Permanent(format!("bad follow-up payload: {e}")))
+}
+
+fn undecided(request: &ErasureRequest) -> Undecided {
+    Undecided {
+        due_at: request.due_at,
+        escalated: request.escalated_at.is_some(),
+    }
+}
+
+/// A request's follow-up: send the reminder or escalate, whichever is due,
+/// then move the job on to its next step in the same row (or end it when
+/// none is left or the request was decided). A step that fails is retried
+/// as the job; one that fails for good is skipped ([`on_dead`]).
+pub(super) async fn follow_up(
+    ctx: &JobContext,
+    job: &JobRow,
+    now: DateTime<Utc>,
+) -> Result<Done, JobError> {
+    let progress = progress_of(job)?;
+    let (seen, tenant) = load(ctx, request_of(job)?).await?;
+    let request = seen.request()?;
+    if !request.state.keeps_account_active() {
+        return Ok(Done::ToRecord); // decided or withdrawn: nothing to follow up
+    }
+    let schedule = ctx.workflow.schedule();
+    let mut open = undecided(&request);
+    let step = progress.due(&open, &schedule, now);
+    match step {
+        Some(FollowUpStep::Remind(_)) if request.state == RequestState::AwaitingApproval => {
+            mail_link(
+                ctx,
+                &tenant,
+                LinkTarget::Request(request.id),
+                std::slice::from_ref(&request),
+                now,
+                true,
+                Record::Note(request.tenant_id, request.id),
+            )
+            .await?;
+        }
+        Some(FollowUpStep::Remind(_)) | None => {}
+        Some(FollowUpStep::Escalate) => {
+            escalate_request(ctx, &request, now).await?;
+            open.escalated = true;
+        }
+    }
+    let progress = step.map_or(progress, |s| progress.after(s));
+    let Some(next) = progress.next(&open, &schedule) else {
+        return Ok(Done::ToRecord);
+    };
+    let id = job.id.clone();
+    ctx.store
+        .write(move |conn| crate::store::jobs::move_on(conn, &id, &next))
+        .await?;
+    Ok(Done::Recorded)
+}
+
+/// A follow-up's step failed for good: the steps after it still come (an
+/// undeliverable reminder must not keep support from hearing of the
+/// deadline), in a job of their own beside the buried one. The step that
+/// failed, if the request is still undecided.
+async fn follow_up_after_dead(
+    ctx: &JobContext,
+    job: &JobRow,
+    now: DateTime<Utc>,
+) -> Result<Option<FollowUpStep>, StoreError> {
+    let (Ok(progress), Ok(id)) = (progress_of(job), request_of(job)) else {
+        return Ok(None);
+    };
+    let Ok(request) = ctx
+        .store
+        .read(move |conn| requests::get_any(conn, id))
+        .await
+    else {
+        return Ok(None);
+    };
+    if !request.state.keeps_account_active() {
+        return Ok(None);
+    }
+    let schedule = ctx.workflow.schedule();
+    let mut open = undecided(&request);
+    let failed = progress.due(&open, &schedule, now);
+    let progress = match failed {
+        Some(step) => {
+            open.escalated |= step == FollowUpStep::Escalate;
+            progress.after(step)
+        }
+        None => progress,
+    };
+    if let Some(next) = progress.next(&open, &schedule) {
+        let row = JobRow::planned(&next, Some(request.tenant_id), Some(request.id), now);
+        ctx.store
+            .write(move |conn| crate::store::jobs::enqueue(conn, std::slice::from_ref(&row)))
+            .await?;
+    }
+    Ok(failed)
+}
+
 /// A job is buried: make an undeliverable approval email visible.
 pub(super) async fn on_dead(
     ctx: &JobContext,
@@ -304,7 +422,13 @@ pub(super) async fn on_dead(
     permanent: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if !matches!(
+    if kind == JobKind::ApprovalFollowUp {
+        // Only a reminder's failure says the contact cannot be reached.
+        let failed = follow_up_after_dead(ctx, job, now).await?;
+        if !matches!(failed, Some(FollowUpStep::Remind(_))) {
+            return Ok(());
+        }
+    } else if !matches!(
         kind,
         JobKind::SendApprovalEmail | JobKind::SendBatchApprovalEmail | JobKind::ApprovalReminder
     ) {

@@ -112,6 +112,7 @@ pub const HANDLED: &[JobKind] = &[
     JobKind::SendBatchApprovalEmail,
     JobKind::ApprovalReminder,
     JobKind::EscalateDeadline,
+    JobKind::ApprovalFollowUp,
     JobKind::NotifySubject,
     JobKind::CallTarget,
     JobKind::Callback,
@@ -157,20 +158,25 @@ impl Runner {
     /// must carry the time it happened, not the time the pass began.
     async fn run_pass(&self, clock: impl Fn() -> DateTime<Utc>) -> Result<Pass, StoreError> {
         let mut pass = Pass::default();
-        // A job retried for its run time is not run again in the same pass.
-        let mut seen = std::collections::HashSet::new();
+        // A job retried for its run time is not run again in the same pass
+        // (a follow-up moved on to its next step is, when that is due).
+        let mut retried = std::collections::HashSet::new();
         loop {
             let now = clock();
             let Some(job) = self.claim(now).await? else {
                 break;
             };
-            if !seen.insert(job.id.clone()) {
+            if retried.contains(&job.id) {
                 self.release().await?;
                 break;
             }
+            let id = job.id.clone();
             match self.run_one(job, now).await? {
                 Outcome::Done => pass.done += 1,
-                Outcome::Retried => pass.retried += 1,
+                Outcome::Retried => {
+                    retried.insert(id);
+                    pass.retried += 1;
+                }
                 Outcome::Buried => pass.buried += 1,
             }
         }
@@ -216,6 +222,7 @@ impl Runner {
                 approval::send_for_batch(&self.ctx, &job, now, false).await
             }
             JobKind::EscalateDeadline => unit(approval::escalate(&self.ctx, &job, now).await),
+            JobKind::ApprovalFollowUp => approval::follow_up(&self.ctx, &job, now).await,
             JobKind::NotifySubject => notices::send(&self.ctx, &job, now).await,
             JobKind::CallTarget => erasure::call_target(&self.ctx, &job, now).await,
             JobKind::Callback => unit(erasure::callback(&self.ctx, &job).await),

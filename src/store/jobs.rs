@@ -272,6 +272,24 @@ pub fn complete(conn: &mut Conn<'_>, id: &str, now: DateTime<Utc>) -> Result<(),
     Ok(())
 }
 
+/// A job that goes on in steps (a request's follow-up) moves to its next
+/// step: new payload and due time, its lease handed back, its tries counted
+/// afresh for the new step.
+pub fn move_on(conn: &mut Conn<'_>, id: &str, next: &PlannedJob) -> Result<(), StoreError> {
+    with_conn!(conn, |c| diesel::update(jobs::table.find(id))
+        .set((
+            jobs::kind.eq(next.kind.as_str()),
+            jobs::payload.eq(next.payload.to_string()),
+            jobs::run_at.eq(next.run_at.naive_utc()),
+            jobs::attempts.eq(0),
+            jobs::lease_until.eq(None::<NaiveDateTime>),
+            jobs::locked_by.eq(None::<String>),
+            jobs::last_error.eq(None::<String>),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
 /// Try again at `run_at`, keeping the error for support.
 pub fn retry_at(
     conn: &mut Conn<'_>,

@@ -31,14 +31,20 @@ async fn app_with_mail_down(db: Db) -> (TestApp, u16) {
     (app, port)
 }
 
-async fn state_of(app: &TestApp, t: &crate::helpers::Tenant, id: &str) -> String {
-    let v: Value = app
-        .get(t, &format!("/v1/erasure-requests/{id}"))
+/// The request as the platform reads it.
+async fn request(app: &TestApp, t: &crate::helpers::Tenant, id: &str) -> Value {
+    app.get(t, &format!("/v1/erasure-requests/{id}"))
         .await
         .json()
         .await
-        .unwrap();
-    v["state"].as_str().unwrap().to_owned()
+        .unwrap()
+}
+
+async fn state_of(app: &TestApp, t: &crate::helpers::Tenant, id: &str) -> String {
+    request(app, t, id).await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn submit(app: &TestApp, t: &crate::helpers::Tenant, subject: &str) -> String {
@@ -580,28 +586,80 @@ pub async fn reminders_renew_the_link_and_deadlines_escalate(db: Db) {
         StatusCode::OK
     );
     // The deadline nears: flagged for support, once.
-    let v: Value = app
-        .get(&t, &format!("/v1/erasure-requests/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = request(&app, &t, &id).await;
     assert!(v["escalated_at"].is_null());
     app.run_jobs_at(chrono::Utc::now() + Duration::days(26))
         .await;
-    let v: Value = app
-        .get(&t, &format!("/v1/erasure-requests/{id}"))
-        .await
-        .json()
+    let v = request(&app, &t, &id).await;
+    assert!(v["escalated_at"].is_string(), "{v}");
+    // Both reminders went out (the second in the same pass: the follow-up
+    // moved on to each step as it came due), and the follow-up is over.
+    assert_eq!(mail.wait_for(CONTACT, 3).await.len(), 3);
+    let rid: lethe::domain::RequestId = id.parse().unwrap();
+    let jobs = app
+        .store
+        .read(move |conn| lethe::store::jobs::for_request(conn, rid))
         .await
         .unwrap();
-    assert!(v["escalated_at"].is_string(), "{v}");
+    assert!(
+        jobs.iter().all(|j| j.finished_at.is_some() && !j.dead),
+        "{jobs:?}"
+    );
     // Decided requests get no more reminders.
     post_form(&app, &second, &[("action", "approve_all")]).await;
     let before = mail.to(CONTACT).await.len();
     app.run_jobs_at(chrono::Utc::now() + Duration::days(8))
         .await;
     assert_eq!(mail.to(CONTACT).await.len(), before);
+}
+
+/// The mail server refuses every reminder: each is retried, then given up
+/// (and the failure shown), and the request is still escalated to support
+/// before its deadline.
+pub async fn an_undeliverable_reminder_does_not_stop_the_escalation(db: Db) {
+    let (app, _port) = app_with_mail_down(db).await;
+    let t = app.create_eu_tenant("en", false).await;
+    let id = submit(&app, &t, "unreachable-contact").await;
+    let start = chrono::Utc::now();
+    // Day 3 onwards: the first email and the first reminder fail until
+    // their tries run out (a pass tries each once; backoff is at most an hour).
+    let mut buried = 0;
+    for hour in 0..30 {
+        let pass = app
+            .run_jobs_at(start + Duration::days(3) + Duration::hours(2 * hour))
+            .await;
+        buried += pass.buried;
+    }
+    assert_eq!(buried, 2, "the approval email and the first reminder");
+    let rid: lethe::domain::RequestId = id.parse().unwrap();
+    let jobs = || async {
+        app.store
+            .read(move |conn| lethe::store::jobs::for_request(conn, rid))
+            .await
+            .unwrap()
+    };
+    let kinds: Vec<(String, bool, bool)> = jobs()
+        .await
+        .into_iter()
+        .map(|j| (j.kind, j.dead, j.finished_at.is_some()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("send_approval_email".into(), true, true),
+            ("approval_follow_up".into(), true, true),
+            // The steps after the one given up: reminder 2, then escalation.
+            ("approval_follow_up".into(), false, false),
+        ]
+    );
+    let v = request(&app, &t, &id).await;
+    assert!(v["escalated_at"].is_null());
+    // Near the deadline the second reminder is still refused, and support
+    // is told all the same.
+    app.run_jobs_at(start + Duration::days(26)).await;
+    let v = request(&app, &t, &id).await;
+    assert!(v["escalated_at"].is_string(), "{v}");
+    assert_eq!(state_of(&app, &t, &id).await, "awaiting_approval");
 }
 
 /// Double click, two tabs: one decision, one transition.

@@ -91,6 +91,7 @@ on_both_backends_with_peers!(
     german_and_french_contacts_get_their_language,
     a_batch_gets_one_email_and_one_page,
     reminders_renew_the_link_and_deadlines_escalate,
+    an_undeliverable_reminder_does_not_stop_the_escalation,
     racing_approvals_make_one_transition,
 );
 

@@ -43,12 +43,7 @@ pub async fn eu_submission_awaits_approval_and_queues_the_email(app: TestApp) {
     );
     assert_eq!(
         job_kinds(&app, &id_of(&v)).await,
-        vec![
-            "send_approval_email",
-            "approval_reminder",
-            "approval_reminder",
-            "escalate_deadline"
-        ]
+        vec!["send_approval_email", "approval_follow_up"]
     );
     // Read back as stored.
     let got: Value = app
@@ -109,7 +104,7 @@ pub async fn idempotent_replay_returns_the_same_request_and_one_row(app: TestApp
     let second: Value = second.json().await.unwrap();
     assert_eq!(id_of(&first), id_of(&second));
     assert_eq!(app.count("erasure_requests").await, 1);
-    assert_eq!(app.count("jobs").await, 4);
+    assert_eq!(app.count("jobs").await, 2);
 }
 
 pub async fn reused_idempotency_key_with_another_body_is_422(app: TestApp) {
@@ -247,7 +242,7 @@ pub async fn submissions_arriving_together_get_their_own_answers(app: TestApp) {
     let made = 1 + 40 + 3;
     assert_eq!(app.count("erasure_requests").await, made);
     assert_eq!(app.count("audit_events").await, made * 2);
-    assert_eq!(app.count("jobs").await, made * 4);
+    assert_eq!(app.count("jobs").await, made * 2);
     let listed = app.list(&t, "?status=awaiting_approval&limit=100").await;
     assert_eq!(listed["data"].as_array().unwrap().len(), made as usize);
     if app.db == crate::helpers::Db::Postgres {
@@ -965,7 +960,7 @@ pub async fn metrics_are_exposed_for_prometheus(app: TestApp) {
         "lethe_http_request_duration_seconds_bucket{",
         "lethe_requests{state=\"awaiting_approval\"}",
         "lethe_requests_overdue",
-        "lethe_job_queue_depth{kind=\"approval_reminder\"}",
+        "lethe_job_queue_depth{kind=\"approval_follow_up\"}",
         "lethe_job_oldest_due_age_seconds{",
         "lethe_transitions_total{",
         "lethe_emails_total{",

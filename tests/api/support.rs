@@ -877,20 +877,16 @@ pub async fn a_deadline_is_extended_once_and_the_subject_is_told(db: Db) {
         !detail.to_string().contains(reason),
         "the reason stays off the chain"
     );
-    // The escalation follows the new deadline.
+    // The escalation follows the new deadline: the request's one follow-up
+    // job is still queued (reminders first), no escalation of its own.
     let jobs = jobs_of(&app, &told).await;
-    let escalations: Vec<_> = jobs
+    let follow_ups: Vec<_> = jobs
         .iter()
-        .filter(|j| j.kind == "escalate_deadline")
+        .filter(|j| j.kind == "approval_follow_up")
         .collect();
-    assert_eq!(escalations.len(), 2);
-    assert!(escalations[0].finished_at.is_some());
-    assert!(escalations[0]
-        .last_error
-        .as_deref()
-        .unwrap()
-        .contains("superseded"));
-    assert_eq!(escalations[1].run_at.and_utc(), new_due - Duration::days(7));
+    assert_eq!(follow_ups.len(), 1);
+    assert!(follow_ups[0].finished_at.is_none());
+    assert!(!jobs.iter().any(|j| j.kind == "escalate_deadline"));
     // The subject is told, in the tenant's language, with the reason.
     assert!(jobs
         .iter()
@@ -914,11 +910,33 @@ pub async fn a_deadline_is_extended_once_and_the_subject_is_told(db: Db) {
     );
     assert!(mail.contains(&new_due.format("%Y-%m-%d").to_string()));
 
+    // Escalated already (its follow-up, reminders then escalation, is
+    // over); the told request's escalation moved with its deadline.
+    app.run_jobs_at(received + Duration::days(26)).await;
+    assert!(request(&app, &s, &untold).await["request"]["escalated_at"].is_string());
+    assert!(request(&app, &s, &told).await["request"]["escalated_at"].is_null());
+    assert!(jobs_of(&app, &untold)
+        .await
+        .iter()
+        .all(|j| j.finished_at.is_some()));
     // No email address: extended all the same, and the answer says nobody was told.
     let r = extend(&untold, json!({ "months": 1, "reason": "busy" })).await;
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["extension"]["subject_told"], false);
+    // Flagged again before the new deadline, by a job of its own.
+    let untold_due: DateTime<Utc> = v["request"]["due_at"].as_str().unwrap().parse().unwrap();
+    assert!(request(&app, &s, &untold).await["request"]["escalated_at"].is_null());
+    let escalation: Vec<_> = jobs_of(&app, &untold)
+        .await
+        .into_iter()
+        .filter(|j| j.kind == "escalate_deadline" && j.finished_at.is_none())
+        .collect();
+    assert_eq!(escalation.len(), 1);
+    assert_eq!(
+        escalation[0].run_at.and_utc(),
+        untold_due - Duration::days(7)
+    );
     assert!(!jobs_of(&app, &untold)
         .await
         .iter()
@@ -958,6 +976,20 @@ pub async fn a_deadline_is_extended_once_and_the_subject_is_told(db: Db) {
     assert!(page.contains(reason) && page.contains("Sam"));
     assert!(page.contains("id=\"extend-note\""));
     assert!(!page.contains("/extend\""), "no extend button any more");
+
+    // Nothing escalates at the old deadline's time; at the new one's it does.
+    let old_due: DateTime<Utc> = before["request"]["due_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let escalated = || async { request(&app, &s, &told).await["request"]["escalated_at"].clone() };
+    app.run_jobs_at(old_due - Duration::days(7) + Duration::hours(1))
+        .await;
+    assert!(escalated().await.is_null());
+    app.run_jobs_at(new_due - Duration::days(7) + Duration::hours(1))
+        .await;
+    assert!(escalated().await.is_string());
     let audit = app.lethe_bin(&["audit", "verify"]);
     assert!(audit.status.success(), "{:?}", audit);
 }

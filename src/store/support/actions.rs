@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::domain::audit::Actor;
-use crate::domain::outbox::{JobKind, SubjectNotice, WorkflowPolicy};
+use crate::domain::outbox::{FollowUpProgress, JobKind, SubjectNotice, Undecided, WorkflowPolicy};
 use crate::domain::support::{ExtendBy, ExtensionError, ExtensionFacts, SupportUserId};
 use crate::domain::values::Reason;
 use crate::domain::{BatchId, Event, RequestId, RequestState, TransitionError};
@@ -290,8 +290,33 @@ pub fn extend(
         jobs_table::last_error.eq(Some("superseded: the deadline was extended")),
     ))
     .execute(c))?;
+    // A request's follow-up reads the deadline each time it wakes; its next
+    // wake moves to the new one.
+    let follow_ups: Vec<JobRow> = with_conn!(conn, |c| jobs_table::table
+        .filter(jobs_table::request_id.eq(&key))
+        .filter(jobs_table::kind.eq(JobKind::ApprovalFollowUp.as_str()))
+        .filter(jobs_table::finished_at.is_null())
+        .filter(jobs_table::lease_until.is_null())
+        .select(JobRow::as_select())
+        .load(c))?;
+    let open = Undecided {
+        due_at: new_due,
+        escalated: false,
+    };
+    let mut followed = false;
+    for job in &follow_ups {
+        let Ok(progress) = serde_json::from_str::<FollowUpProgress>(&job.payload) else {
+            continue;
+        };
+        if let Some(next) = progress.next(&open, &workflow.schedule()) {
+            jobs::move_on(conn, &job.id, &next)?;
+            followed = true;
+        }
+    }
     let mut follow_up = Vec::new();
-    if state.keeps_account_active() {
+    if state.keeps_account_active() && !followed {
+        // Its follow-up is over (or running): the escalation is a job of
+        // its own.
         let before = Duration::days(i64::from(workflow.escalate_before_days));
         let mut job = JobRow::new(
             JobKind::EscalateDeadline,
