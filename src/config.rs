@@ -59,6 +59,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_TRUST_FORWARDED_FOR", "false", "`true` behind a reverse proxy: rate limits key on the last `X-Forwarded-For` address instead of the connection's. Never set it when clients connect directly."),
     ("LETHE_LOG", "info", "Log filter, e.g. `info` or `lethe=debug,actix_web=warn`."),
     ("LETHE_LOG_FORMAT", "text", "`text` or `json`."),
+    ("LETHE_METRICS_MAX_AGE_SECS", "10", "How old the database figures of `/metrics` (requests by state, overdue, job queues, dead jobs) may be, 0 to 3600: each process reads them at most once per this many seconds however often it is scraped (the endpoint needs no key), and scrapes meanwhile get the same figures; 0: read on every scrape. Counting every request costs the database about half a second at a million requests."),
     ("LETHE_SUPPORT_SESSION_HOURS", "12", "How long a support dashboard login lasts."),
     ("LETHE_SUPPORT_MAX_FAILED_LOGINS", "5", "Consecutive failed logins that lock a support account."),
     ("LETHE_SUPPORT_LOCKOUT_MINUTES", "15", "How long a locked support account stays locked."),
@@ -116,6 +117,8 @@ pub struct Settings {
     pub job_lease: Duration,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// How long the database figures of `/metrics` are reused.
+    pub metrics_max_age: Duration,
     /// OpenDSR processor signing key and certificate; `None`: OpenDSR is off.
     pub opendsr: Option<std::sync::Arc<crate::domain::opendsr::ProcessorKey>>,
     pub support: SupportPolicy,
@@ -382,6 +385,10 @@ impl Settings {
         let job_poll = src.parse("LETHE_JOB_POLL_MS", Duration::from_millis(1000), |v| {
             number(v, 10, 60_000).map(Duration::from_millis)
         })?;
+        let metrics_max_age =
+            src.parse("LETHE_METRICS_MAX_AGE_SECS", Duration::from_secs(10), |v| {
+                number(v, 0, 3600).map(Duration::from_secs)
+            })?;
         let job_lease = src.parse("LETHE_JOB_LEASE_SECS", Duration::from_secs(300), |v| {
             number(v, 2, 86_400).map(Duration::from_secs)
         })?;
@@ -421,6 +428,7 @@ impl Settings {
             job_lease,
             log_filter,
             log_format,
+            metrics_max_age,
             support,
         })
     }

@@ -1,9 +1,12 @@
 //! Prometheus metrics at `/metrics`: counters and histograms recorded where
 //! things happen, and gauges (requests by state, overdue, job queue depth and
 //! oldest job age) read from the database when scraped, so every replica
-//! reports the same truth.
+//! reports the same truth. The endpoint needs no key and counting every
+//! request is a scan of the whole history, so those figures are read at most
+//! once per `LETHE_METRICS_MAX_AGE_SECS` per process ([`Gauges`]).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -68,10 +71,41 @@ pub fn job(kind: &str, outcome: &str) {
     metrics::counter!("lethe_jobs_total", "kind" => kind.to_owned(), "outcome" => outcome.to_owned()).increment(1);
 }
 
-/// Read the database gauges and render everything in the text format.
-pub async fn render(store: &Store) -> Result<String, StoreError> {
-    let now = crate::domain::deadline::now();
-    let s = store.read(move |conn| stats::snapshot(conn, now)).await?;
+/// The database figures of the last scrape, reused while younger than
+/// `max_age`: however often `/metrics` is asked for, a process reads them at
+/// most once per `max_age`, and scrapes that arrive while they are being read
+/// wait for that read instead of starting their own.
+pub struct Gauges {
+    max_age: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Arc<stats::Snapshot>)>>,
+}
+
+impl Gauges {
+    pub fn new(max_age: Duration) -> Self {
+        Gauges {
+            max_age,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn snapshot(&self, store: &Store) -> Result<Arc<stats::Snapshot>, StoreError> {
+        let mut last = self.last.lock().await;
+        if let Some((read_at, s)) = last.as_ref() {
+            if read_at.elapsed() < self.max_age {
+                return Ok(s.clone());
+            }
+        }
+        let now = crate::domain::deadline::now();
+        let s = Arc::new(store.read(move |conn| stats::snapshot(conn, now)).await?);
+        *last = Some((Instant::now(), s.clone()));
+        Ok(s)
+    }
+}
+
+/// Read the database gauges (or reuse them, see [`Gauges`]) and render
+/// everything in the text format.
+pub async fn render(store: &Store, gauges: &Gauges) -> Result<String, StoreError> {
+    let s = gauges.snapshot(store).await?;
     for state in crate::domain::RequestState::ALL {
         let n = s
             .by_state

@@ -102,6 +102,7 @@ impl Application {
                 &settings.public_url,
             ),
             submit_keys: Default::default(),
+            gauges: Arc::new(crate::metrics::Gauges::new(settings.metrics_max_age)),
         };
         let data = web::Data::new(state);
         let limits = web::Data::new(http::limit::RateLimits::new(&settings.http));

@@ -16,14 +16,14 @@ pub async fn healthz() -> HttpResponse {
 
 #[utoipa::path(
     get, path = "/metrics",
-    description = "Prometheus metrics (no personal data).",
+    description = "Prometheus metrics (no personal data). The figures read from the database (requests by state, overdue, job queues) are at most LETHE_METRICS_MAX_AGE_SECS old.",
     responses(
         (status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String),
         (status = 503, description = "The database is unavailable", content_type = "text/plain", body = String),
     ),
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match crate::metrics::render(&state.store).await {
+    match crate::metrics::render(&state.store, &state.gauges).await {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

@@ -28,4 +28,6 @@ pub struct AppState {
     pub support: super::support::SupportConfig,
     /// API keys recently used to submit (checked again by each submission).
     pub submit_keys: Arc<crate::store::key_cache::SubmitKeyCache>,
+    /// The database figures of `/metrics`, reused for a while.
+    pub gauges: Arc<crate::metrics::Gauges>,
 }

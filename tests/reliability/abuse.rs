@@ -395,3 +395,88 @@ async fn trickling_clients_are_dropped_while_others_are_served() {
         slowest.as_millis()
     );
 }
+
+/// The value of one sample line of a Prometheus text page.
+fn sample(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("/metrics lacks {name}:\n{page}"))
+}
+
+/// `/metrics` needs no key, and its request counts scan the whole history:
+/// a process reads them at most once per LETHE_METRICS_MAX_AGE_SECS, so a
+/// storm of scrapes costs the database one read; with 0, every scrape reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_read_the_database_at_most_once_per_max_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        (
+            "LETHE_DATABASE_URL",
+            format!("sqlite://{}/l.db", dir.path().display()),
+        ),
+        (
+            "LETHE_OUTBOX_DIR",
+            format!("{}/outbox", dir.path().display()),
+        ),
+        ("LETHE_JOB_WORKERS", "0".to_owned()),
+        ("LETHE_METRICS_MAX_AGE_SECS", "3600".to_owned()),
+    ];
+    cli(&env, &["migrate"]);
+    let tenant = cli(
+        &env,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Metered EU",
+            "--contact-email",
+            "privacy@metered.example",
+        ],
+    );
+    let key = cli(&env, &["api-key", "create", "--tenant", &tenant]);
+    let client = reqwest::Client::new();
+    let submit = |base: String, subject: &'static str| {
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            let r = client
+                .post(format!("{base}/v1/erasure-requests"))
+                .bearer_auth(&key)
+                .json(&json!({ "subject_id": subject }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+        }
+    };
+    let scrape = |base: String| {
+        let client = client.clone();
+        async move {
+            let r = client.get(format!("{base}/metrics")).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            sample(
+                &r.text().await.unwrap(),
+                "lethe_requests{state=\"awaiting_approval\"}",
+            )
+        }
+    };
+    let lethe = Lethe::start(&env, 0, &dir.path().join("cached.log")).await;
+    submit(lethe.base.clone(), "metered-1").await;
+    assert_eq!(scrape(lethe.base.clone()).await, 1.0);
+    submit(lethe.base.clone(), "metered-2").await;
+    // A storm of scrapes within the hour: all get the figures of the first.
+    let storm: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(scrape(lethe.base.clone())))
+        .collect();
+    for s in storm {
+        assert_eq!(s.await.unwrap(), 1.0, "the figures are reused");
+    }
+    drop(lethe);
+
+    // With 0 every scrape reads the database.
+    env.retain(|(k, _)| *k != "LETHE_METRICS_MAX_AGE_SECS");
+    env.push(("LETHE_METRICS_MAX_AGE_SECS", "0".to_owned()));
+    let lethe = Lethe::start(&env, 0, &dir.path().join("fresh.log")).await;
+    assert_eq!(scrape(lethe.base.clone()).await, 2.0);
+    submit(lethe.base.clone(), "metered-3").await;
+    assert_eq!(scrape(lethe.base.clone()).await, 3.0);
+}
