@@ -360,7 +360,7 @@ def sqlite_raw(args):
     db.executescript(
         "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; "
         f"PRAGMA synchronous = {args.sync}; PRAGMA foreign_keys = ON; "
-        "PRAGMA cache_size = -16000;"
+        "PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;"
     )
     tenant = args.tenant
     ins_req = (
