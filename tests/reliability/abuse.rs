@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{error_code, spawn_app_with, Db};
-use crate::process::{cli, Lethe};
+use crate::process::{cli, tenant_with_key, Lethe};
 
 fn retry_after(r: &reqwest::Response) -> u64 {
     r.headers()
@@ -421,19 +421,15 @@ async fn metrics_read_the_database_at_most_once_per_max_age() {
         ("LETHE_JOB_WORKERS", "0".to_owned()),
         ("LETHE_METRICS_MAX_AGE_SECS", "3600".to_owned()),
     ];
-    cli(&env, &["migrate"]);
-    let tenant = cli(
+    let (_, key) = tenant_with_key(
         &env,
         &[
-            "tenant",
-            "create",
             "--name",
             "Metered EU",
             "--contact-email",
             "privacy@metered.example",
         ],
     );
-    let key = cli(&env, &["api-key", "create", "--tenant", &tenant]);
     let client = reqwest::Client::new();
     let submit = |base: String, subject: &'static str| {
         let (client, key) = (client.clone(), key.clone());

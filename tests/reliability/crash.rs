@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::Db;
 use crate::mail::{approval_path, MailCatcher};
-use crate::process::{cli, Lethe};
+use crate::process::{cli, tenant_with_key, Lethe};
 use crate::targets_server::{reply, FakeTarget};
 
 const REQUESTS: usize = 120;
@@ -127,19 +127,7 @@ async fn run(db: Db) {
         // The approver is one client address making many page requests.
         ("LETHE_RATE_LIMIT_PER_MINUTE", "0".to_owned()),
     ];
-    cli(&env, &["migrate"]);
-    let tenant = cli(
-        &env,
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Crash EU",
-            "--contact-email",
-            CONTACT,
-        ],
-    );
-    let key = cli(&env, &["api-key", "create", "--tenant", &tenant]);
+    let (tenant, key) = tenant_with_key(&env, &["--name", "Crash EU", "--contact-email", CONTACT]);
     cli(
         &env,
         &[

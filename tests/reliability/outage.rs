@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::crash::test_db;
 use crate::helpers::Db;
-use crate::process::{cli, Lethe};
+use crate::process::{tenant_with_key, Lethe};
 
 const KEY: &str = "b3V0YWdlLXRlc3Qtc2VjcmV0LWtleS0wMTIzNDU2Nzg5YWI=";
 
@@ -102,19 +102,7 @@ async fn postgres_outage_gives_json_503_and_resumes_without_restart() {
         ("LETHE_DATABASE_URL", tdb.url.clone()),
         ("LETHE_SECRET_KEY", KEY.to_owned()),
     ];
-    cli(&direct, &["migrate"]);
-    let tenant = cli(
-        &direct,
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Outage",
-            "--approval-policy",
-            "none",
-        ],
-    );
-    let key = cli(&direct, &["api-key", "create", "--tenant", &tenant]);
+    let (_, key) = tenant_with_key(&direct, &["--name", "Outage", "--approval-policy", "none"]);
     let env: Vec<(&str, String)> = vec![
         ("LETHE_DATABASE_URL", via_proxy.to_string()),
         ("LETHE_SECRET_KEY", KEY.to_owned()),

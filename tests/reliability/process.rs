@@ -94,3 +94,12 @@ pub fn cli(env: &[(&str, String)], args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// Migrate the database, create a tenant (`tenant create` with
+/// `tenant_args`) and an API key for it: the tenant's id and the key.
+pub fn tenant_with_key(env: &[(&str, String)], tenant_args: &[&str]) -> (String, String) {
+    cli(env, &["migrate"]);
+    let tenant = cli(env, &[&["tenant", "create"], tenant_args].concat());
+    let key = cli(env, &["api-key", "create", "--tenant", &tenant]);
+    (tenant, key)
+}
