@@ -80,6 +80,7 @@ impl Application {
             lease: chrono::Duration::from_std(settings.job_lease)?,
             opendsr: settings.opendsr.clone(),
             support_digest: settings.support.digest.clone(),
+            answers: Default::default(),
         });
         if settings.opendsr.is_none() {
             tracing::info!("OpenDSR is off: set LETHE_OPENDSR_KEY_FILE and LETHE_OPENDSR_CERT_FILE to sign responses and callbacks");

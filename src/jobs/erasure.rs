@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::answers::Moved;
 use super::approval::note_seen;
 use super::{payload, request_of, tenant_of, Done, Finish, JobContext, JobError};
 use crate::domain::audit::Actor;
@@ -114,7 +115,7 @@ pub(super) async fn call_target(
         .map(str::to_owned)
         .ok_or_else(|| JobError::Permanent("the job names no target".into()))?;
     let t_id = target_id.clone();
-    let (seen, call, target, others_confirmed) = ctx
+    let (seen, call, target, others_unconfirmed) = ctx
         .store
         .read(move |conn| requests::get_seen_with_call(conn, id, &t_id))
         .await?;
@@ -235,25 +236,43 @@ pub(super) async fn call_target(
     // An answer that settles the call finishes the job in the same write.
     let finish = what.is_some().then(|| Finish::of(job, now));
     let detail = serde_json::json!({ "target_id": tid, "status_code": code }).to_string();
-    ctx.store
+    let on_pg = ctx.store.backend() == Backend::Postgres;
+    // On PostgreSQL, an answer that settles the call waits for the other
+    // answers to this request being written here, and writes on the request
+    // as the last of them left it (see `answers`).
+    let mut turn = match (on_pg, what) {
+        (true, Some(_)) => Some(ctx.answers.turn(id).await),
+        _ => None,
+    };
+    let (mut seen, mut others_unconfirmed) = (seen, others_unconfirmed);
+    if let Some(last) = turn
+        .as_mut()
+        .and_then(|t| t.take_after(seen.head().0, &target_id))
+    {
+        if last.confirmed {
+            others_unconfirmed = (others_unconfirmed - 1).max(0);
+        }
+        seen = last.after;
+    }
+    let confirmed = status == CallStatus::Confirmed;
+    let moved = ctx
+        .store
         .write_self_contained(move |conn| {
-            // On PostgreSQL, the request as read before the call, unmoved:
-            // one statement. The other target's answer to the same request
-            // often comes in at the same moment and moves it first: then
-            // read it again (one statement) and try once more before
+            // On PostgreSQL, the request as read before the call (or as the
+            // answer before this one left it), unmoved: one statement. An
+            // answer written by another process meanwhile moves it first:
+            // then read it again (one statement) and try once more before
             // holding it. SQLite's one writer holds everything anyway: a
             // hold is a read there, and a missed compare-and-set would only
             // add work to the writer.
-            let on_pg = conn.backend() == Backend::Postgres;
             if let (true, Some(what), Some(finish)) = (on_pg, what, &finish) {
-                let (mut seen, mut others_confirmed) = (seen, others_confirmed);
                 for again in [false, true] {
                     if again {
                         let (s, call, _, others) = requests::get_seen_with_call(conn, id, &tid)?;
                         if call.status() != CallStatus::Pending {
                             break; // settled meanwhile: the held write sorts it out
                         }
-                        (seen, others_confirmed) = (s, others);
+                        (seen, others_unconfirmed) = (s, others);
                     }
                     let answer = requests::Answer {
                         target: &tid,
@@ -263,16 +282,22 @@ pub(super) async fn call_target(
                         what,
                         detail: Some(detail.clone()),
                     };
-                    if requests::answer_if_unmoved(
+                    let from_seq = seen.head().0;
+                    if let Some(after) = requests::answer_if_unmoved(
                         conn,
                         &seen,
-                        others_confirmed,
+                        others_unconfirmed,
                         answer,
                         &workflow,
                         now,
                         finish.end(),
                     )? {
-                        return Ok(());
+                        return Ok(Some(Moved {
+                            from_seq,
+                            after,
+                            target: tid,
+                            confirmed,
+                        }));
                     }
                 }
             }
@@ -312,10 +337,23 @@ pub(super) async fn call_target(
                     Answer::Refused => fail(conn, &mut held, &tid, &workflow, now)?,
                     _ => {}
                 }
-                Ok(())
+                Ok(None)
             })
         })
-        .await?;
+        .await;
+    // The next answer waiting takes the request as this one left it (or
+    // reads it again after an error or a held write).
+    let moved = match moved {
+        Ok(m) => m,
+        Err(e) => {
+            drop(turn);
+            return Err(e.into());
+        }
+    };
+    if let Some(turn) = turn.as_mut() {
+        turn.leave(moved);
+    }
+    drop(turn);
     if what.is_none() {
         return Err(JobError::Retry(format!(
             "target {}: {}",

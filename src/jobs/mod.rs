@@ -3,6 +3,7 @@
 //! jitter) or, after its last attempt or a permanent failure, bury it where
 //! support sees it. Nothing is dropped silently.
 
+mod answers;
 mod approval;
 mod digest;
 pub mod erasure;
@@ -104,6 +105,8 @@ pub struct JobContext {
     pub opendsr: Option<Arc<crate::domain::opendsr::ProcessorKey>>,
     /// The support team's daily digest, if configured.
     pub support_digest: Option<crate::domain::support::DigestPolicy>,
+    /// Targets' answers to a request being written (see `answers`).
+    pub(crate) answers: Arc<answers::Answers>,
 }
 
 /// The kinds this build can run. A kind without a handler stays queued.

@@ -20,29 +20,28 @@ use crate::store::targets::{CallRow, TargetRow};
 use crate::store::{Conn, StoreError};
 use crate::with_conn;
 
-/// A request as read, with its call to a target, the target, and whether
-/// every other call of the request was confirmed when read (by id alone, as
-/// workers act across tenants).
+/// A request as read, with its call to a target, the target, and how many
+/// of the request's other calls were not confirmed when read (by id alone,
+/// as workers act across tenants).
 pub fn get_seen_with_call(
     conn: &mut Conn<'_>,
     id: RequestId,
     target: &str,
-) -> Result<(Seen, CallRow, TargetRow, bool), StoreError> {
+) -> Result<(Seen, CallRow, TargetRow, i64), StoreError> {
     use crate::store::schema::{erasure_targets as et, target_calls as tc};
-    use diesel::dsl::{exists, not};
+    use diesel::dsl::count_star;
     let id = id.to_string();
     // The other calls by bound values, not by correlation: the statement
     // stays one diesel prepares once per connection (a literal SQL fragment
     // would make it parsed and planned on every call).
     let other = diesel::alias!(crate::store::schema::target_calls as other_calls);
-    let others_confirmed = not(exists(
-        other
-            .filter(other.field(tc::request_id).eq(id.clone()))
-            .filter(other.field(tc::target_id).ne(target.to_owned()))
-            .filter(other.field(tc::status).ne(CallStatus::Confirmed.as_str()))
-            .select(other.field(tc::id)),
-    ));
-    let (row, call, t, others): (RequestRow, CallRow, TargetRow, bool) =
+    let others_unconfirmed = other
+        .filter(other.field(tc::request_id).eq(id.clone()))
+        .filter(other.field(tc::target_id).ne(target.to_owned()))
+        .filter(other.field(tc::status).ne(CallStatus::Confirmed.as_str()))
+        .select(count_star())
+        .single_value();
+    let (row, call, t, others): (RequestRow, CallRow, TargetRow, Option<i64>) =
         with_conn!(conn, |c| er::table
             .inner_join(tc::table.on(tc::request_id.eq(er::id)))
             .inner_join(
@@ -56,10 +55,10 @@ pub fn get_seen_with_call(
                 RequestRow::as_select(),
                 CallRow::as_select(),
                 TargetRow::as_select(),
-                others_confirmed,
+                others_unconfirmed,
             ))
             .first(c))?;
-    Ok((Seen { row }, call, t, others))
+    Ok((Seen { row }, call, t, others.unwrap_or(0)))
 }
 
 /// A target's answer that settles its call for now: confirmed, accepted
@@ -76,13 +75,13 @@ pub struct Answer<'a> {
 }
 
 /// Write `answer` on the request as `seen` (read with
-/// [`get_seen_with_call`], `others_confirmed` as read there), and end the
+/// [`get_seen_with_call`], `others_unconfirmed` as read there), and end the
 /// job `finish` with it: the call row, the note, and when it follows, the
 /// erasure's completion (this confirmation was the last) or failure (the
 /// target refused), with their events and jobs — one statement on
-/// PostgreSQL. `false`, and nothing written, when the request moved since it
-/// was read (its state, chain head or OpenDSR mark): then hold it and write
-/// the answer as it is now.
+/// PostgreSQL. The request as the write left it, or `None`, and nothing
+/// written, when the request moved since it was read (its state, chain head
+/// or OpenDSR mark): then hold it and write the answer as it is now.
 ///
 /// Why the read is enough: a call becomes confirmed only in a write that
 /// also chains an event onto its request (this one, the late confirmation,
@@ -91,12 +90,12 @@ pub struct Answer<'a> {
 pub fn answer_if_unmoved(
     conn: &mut Conn<'_>,
     seen: &Seen,
-    others_confirmed: bool,
+    others_unconfirmed: i64,
     answer: Answer<'_>,
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
     finish: (&str, DateTime<Utc>),
-) -> Result<bool, StoreError> {
+) -> Result<Option<Seen>, StoreError> {
     let row = &seen.row;
     let state = row.state()?;
     let (note, noted) = noted(
@@ -108,7 +107,9 @@ pub fn answer_if_unmoved(
     )?;
     let targets = Actor::system("targets");
     let follows = match answer.status {
-        CallStatus::Confirmed if others_confirmed && transition(state, Event::Complete).is_ok() => {
+        CallStatus::Confirmed
+            if others_unconfirmed == 0 && transition(state, Event::Complete).is_ok() =>
+        {
             Some(Change {
                 event: Event::Complete,
                 actor: &targets,
@@ -154,10 +155,11 @@ pub fn answer_if_unmoved(
         decision: None,
     }
     .run(conn)?;
-    if written {
-        if let Some(p) = &planned {
-            crate::metrics::transition(p.from.as_str(), p.to.as_str());
-        }
+    if !written {
+        return Ok(None);
     }
-    Ok(written)
+    if let Some(p) = &planned {
+        crate::metrics::transition(p.from.as_str(), p.to.as_str());
+    }
+    Ok(Some(Seen { row: after.clone() }))
 }
