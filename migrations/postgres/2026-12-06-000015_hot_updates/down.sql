@@ -1,0 +1,2 @@
+ALTER TABLE jobs RESET (fillfactor);
+ALTER TABLE target_calls RESET (fillfactor);
