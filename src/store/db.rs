@@ -101,7 +101,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            pg_pool_size: 16,
+            pg_pool_size: 8,
             sqlite_readers: 4,
             sqlite_synchronous_full: true,
             acquire_timeout: Duration::from_secs(5),
