@@ -397,6 +397,49 @@ pub async fn two_targets_answering_at_once_erase_the_request(db: Db) {
     assert!(app.lethe_bin(&["audit", "verify"]).status.success());
 }
 
+/// Two of three targets answering the same request at the same moment, the
+/// third asking to be called again: the two answers are written one after
+/// the other (the later on the request as the earlier left it), and neither
+/// may count the third as confirmed; the request is erased only when the
+/// third confirms too.
+pub async fn two_of_three_targets_answering_at_once_wait_for_the_third(db: Db) {
+    let app = crate::helpers::spawn_app(db).await;
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let one = FakeTarget::start_gated(gate.clone()).await;
+    let two = FakeTarget::start_gated(gate).await;
+    let three = FakeTarget::start(&[reply(503); 4]).await;
+    let t = app.create_tenant("none").await;
+    add_target(&app, &t, "warehouse", &one.url, 5000).await;
+    add_target(&app, &t, "mail-archive", &two.url, 5000).await;
+    add_target(&app, &t, "billing", &three.url, 5000).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(submit(&app, &t, &format!("u{n}")).await);
+    }
+    let now = Utc::now() + Duration::seconds(1);
+    let (a, b) = (app.runner.clone(), app.runner.clone());
+    let (pa, pb) = tokio::join!(a.run_due(now), b.run_due(now));
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    assert_eq!(pa.retried + pb.retried, 4, "{pa:?} {pb:?}");
+    assert_eq!(one.received().len(), 4);
+    assert_eq!(two.received().len(), 4);
+    assert_eq!(three.received().len(), 4);
+    for id in &ids {
+        let v = request(&app, &t, id).await;
+        assert_eq!(v["state"], "erasing", "request {id}: {v}");
+    }
+    app.runner.run_due(now + Duration::hours(1)).await.unwrap();
+    assert_eq!(three.received().len(), 8);
+    for id in &ids {
+        assert_eq!(
+            request(&app, &t, id).await["state"],
+            "erased",
+            "request {id}"
+        );
+    }
+    assert!(app.lethe_bin(&["audit", "verify"]).status.success());
+}
+
 /// A tenant without targets confirms completion itself; platforms are called
 /// back, signed, on every state change.
 pub async fn platform_completion_and_signed_callbacks(db: Db) {

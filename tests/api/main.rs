@@ -124,6 +124,7 @@ erasure_on_both_backends!(
     a_hanging_target_times_out_and_is_retried,
     erased_only_when_every_target_confirmed,
     two_targets_answering_at_once_erase_the_request,
+    two_of_three_targets_answering_at_once_wait_for_the_third,
     platform_completion_and_signed_callbacks,
     callbacks_to_inside_addresses_are_refused,
 );
