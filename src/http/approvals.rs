@@ -305,21 +305,31 @@ fn choose(
     }
 }
 
+/// What a decision on the link and the request as read came to.
+enum AsRead {
+    Decided(Decided),
+    /// The link or the request moved between the read and the write:
+    /// nothing was written.
+    Moved,
+    /// A link for a batch, or a form deciding more than one request: decide
+    /// holding the requests.
+    NotOne,
+}
+
 /// A decision on a link for one request, on the link and the request as
 /// read (`requests::decide_if_unmoved`): one read and one statement, no
-/// transaction. `None` when it must be made holding the request: a link for
-/// a batch, or the link or the request moved since the read.
+/// transaction.
 fn decide_as_read(
     conn: &mut Conn<'_>,
     digest: &SecretDigest,
     form: &[(String, String)],
     workflow: &WorkflowPolicy,
-) -> Result<Option<Decided>, StoreError> {
+) -> Result<AsRead, StoreError> {
     let Some((link, tenant, seen)) = requests::find_link_to_decide(conn, digest)? else {
-        return Ok(Some(Decided::Unknown));
+        return Ok(AsRead::Decided(Decided::Unknown));
     };
     let Some(seen) = seen else {
-        return Ok(None);
+        return Ok(AsRead::NotOne);
     };
     let now = deadline::now();
     let locale = tenant.settings.locale;
@@ -336,18 +346,22 @@ fn decide_as_read(
     };
     let (l, chosen) = match choose(loaded, form, now) {
         Ok(c) => c,
-        Err(answer) => return Ok(Some(answer)),
+        Err(answer) => return Ok(AsRead::Decided(answer)),
     };
     let [(_, decision)] = &chosen[..] else {
-        return Ok(None);
+        return Ok(AsRead::NotOne);
     };
     let actor = actor_of(&l.link);
     let change = change_of(&l.link.id, decision, &actor);
     if !requests::decide_if_unmoved(conn, &seen, &l.tenant, &l.link.id, change, workflow, now)? {
-        return Ok(None);
+        return Ok(AsRead::Moved);
     }
     let approved = usize::from(matches!(decision, Decision::Approve));
-    Ok(Some(Decided::Done(locale, approved, 1 - approved)))
+    Ok(AsRead::Decided(Decided::Done(
+        locale,
+        approved,
+        1 - approved,
+    )))
 }
 
 /// A decision in a write transaction that holds the request (a link for one
@@ -420,12 +434,23 @@ pub async fn decide(
     let outcome = state
         .store
         .write_self_contained(move |conn| match conn.backend() {
-            // The link and its request as read, in one statement; in a
-            // transaction that holds the request when they moved since.
-            Backend::Postgres => match decide_as_read(conn, &digest, &form, &workflow)? {
-                Some(decided) => Ok(decided),
-                None => conn.atomic(|conn| decide_held(conn, &digest, &form, &workflow)),
-            },
+            // The link and its request as read, in one statement; read
+            // again and tried once more when they moved between the read
+            // and the write (the request's approval email noted on it, say);
+            // in a transaction that holds the request when they moved again.
+            Backend::Postgres => {
+                let mut tries = 2;
+                loop {
+                    tries -= 1;
+                    match decide_as_read(conn, &digest, &form, &workflow)? {
+                        AsRead::Decided(decided) => break Ok(decided),
+                        AsRead::Moved if tries > 0 => continue,
+                        AsRead::Moved | AsRead::NotOne => {
+                            break conn.atomic(|conn| decide_held(conn, &digest, &form, &workflow))
+                        }
+                    }
+                }
+            }
             // The one writer's transaction holds everything already.
             Backend::Sqlite => decide_held(conn, &digest, &form, &workflow),
         })

@@ -63,8 +63,12 @@ pub fn get_seen(conn: &mut Conn<'_>, tenant: TenantId, id: RequestId) -> Result<
 /// Record an event on a request read earlier (see [`note`]); with `finish`,
 /// mark that claimed job finished in the same write. If the request is still
 /// as it was seen, that is one statement on PostgreSQL, which needs no
-/// transaction around it (`Store::write_self_contained`); if it moved, the
-/// request is held and the event chained onto it as it is now, atomically.
+/// transaction around it (`Store::write_self_contained`); if it moved, it is
+/// read again and the note tried once more on it as it is now (two
+/// statements: a request moved by one write meanwhile, such as the decision
+/// on the link an approval email carries, racing that email's note); if it
+/// moved again, the request is held and the event chained onto it,
+/// atomically.
 pub fn note_seen(
     conn: &mut Conn<'_>,
     seen: &Seen,
@@ -78,6 +82,14 @@ pub fn note_seen(
         return Ok(());
     }
     let (_, id) = seen.row.ids()?;
+    // Inside a transaction (SQLite's writer) nothing moves it meanwhile:
+    // the retry is for PostgreSQL's statements on their own.
+    if conn.backend() == crate::store::Backend::Postgres {
+        let again = get_seen_any(conn, id)?;
+        if note_if_unmoved(conn, &again.row, what, actor, detail.clone(), now, finish)?.is_some() {
+            return Ok(());
+        }
+    }
     conn.atomic(|c| {
         let mut held = hold_any(c, id)?;
         note_held(c, &mut held, what, actor, detail, now, finish)
