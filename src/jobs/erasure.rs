@@ -529,11 +529,11 @@ pub(super) async fn send_receipt(
     let (tenant, seen, body) = ctx
         .store
         .read(move |conn| {
-            let (seen, t) = requests::get_seen_any_with_tenant(conn, id)?;
+            let (seen, t, calls) = requests::get_seen_any_with_tenant_and_calls(conn, id)?;
             if t.id != tenant_id {
                 return Err(StoreError::NotFound);
             }
-            let b = receipts::body_of(conn, &seen)?;
+            let b = receipts::body_with_calls(&seen, &calls)?;
             Ok((t, seen, b))
         })
         .await?;

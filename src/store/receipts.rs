@@ -24,14 +24,27 @@ pub fn body_of(
     seen: &requests::Seen,
 ) -> Result<Option<ReceiptBody>, StoreError> {
     let r = seen.request()?;
-    let id = r.id;
+    if r.state != RequestState::Erased {
+        return Ok(None);
+    }
+    let calls = targets::calls(conn, r.id)?;
+    body_with_calls(seen, &calls)
+}
+
+/// [`body`] for a request read already with its calls
+/// (`requests::get_seen_any_with_tenant_and_calls`).
+pub fn body_with_calls(
+    seen: &requests::Seen,
+    calls: &[targets::CallRow],
+) -> Result<Option<ReceiptBody>, StoreError> {
+    let r = seen.request()?;
     if r.state != RequestState::Erased {
         return Ok(None);
     }
     let (audit_seq, audit_head) = seen.head();
     let audit_head = audit_head.to_owned();
-    let targets = targets::calls(conn, id)?
-        .into_iter()
+    let targets = calls
+        .iter()
         .filter_map(|c| {
             c.confirmed_at().map(|at| TargetConfirmation {
                 target: c.target_name.clone(),

@@ -38,7 +38,10 @@ use chained::ChainedWrite;
 pub use decision::{decide_if_unmoved, find_link_to_decide};
 pub use grouped::{insert as insert_grouped, Guarded};
 pub use held::{apply_held, hold, hold_any, note_held, Held};
-pub use seen::{get_seen, get_seen_any, get_seen_any_with_tenant, note_seen, Seen};
+pub use seen::{
+    get_seen, get_seen_any, get_seen_any_with_tenant, get_seen_any_with_tenant_and_calls,
+    note_seen, Seen,
+};
 
 use one_statement::Outcome;
 

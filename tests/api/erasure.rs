@@ -194,10 +194,22 @@ pub async fn approved_request_is_erased_at_the_target_with_proof(db: Db) {
     assert_eq!(bad.status.code(), Some(1));
     // The privacy contact got the receipt by email.
     let msgs = mail.wait_for("dpo@acme.example", 2).await;
-    assert!(msgs.iter().any(|m| m["subject"]
-        .as_str()
-        .unwrap()
-        .contains("certificate of erasure")));
+    let certificate = msgs
+        .iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .contains("certificate of erasure")
+        })
+        .expect("the certificate of erasure was emailed");
+    // It states what the API's receipt states: the target that confirmed.
+    let text = certificate["text"].as_str().unwrap();
+    assert!(text.contains("profile-service"), "{text}");
+    assert!(
+        text.contains(&format!("\"request_id\": \"{id}\"")),
+        "{text}"
+    );
     // The person may come back: a new request for the same subject id is new.
     let again = app.submit(&t, &json!({ "subject_id": "user-77" })).await;
     assert_eq!(again.status(), StatusCode::CREATED);

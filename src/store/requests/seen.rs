@@ -9,6 +9,7 @@ use crate::domain::audit::Actor;
 use crate::domain::request::ErasureRequest;
 use crate::domain::tenant::Tenant;
 use crate::domain::{RequestId, TenantId};
+use crate::store::targets::CallRow;
 use crate::store::tenants::TenantRow;
 use crate::store::{Conn, StoreError};
 use crate::with_conn;
@@ -51,6 +52,35 @@ pub fn get_seen_any_with_tenant(
         .select((RequestRow::as_select(), TenantRow::as_select()))
         .first(c))?;
     Ok((Seen { row }, tenant.into_domain()?))
+}
+
+/// [`get_seen_any_with_tenant`] with the request's target calls (by target
+/// name), in one read: what a receipt states.
+pub fn get_seen_any_with_tenant_and_calls(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+) -> Result<(Seen, Tenant, Vec<CallRow>), StoreError> {
+    use crate::store::schema::{target_calls as tc, tenants as tn};
+    let rows: Vec<(RequestRow, TenantRow, Option<CallRow>)> = with_conn!(conn, |c| er::table
+        .inner_join(tn::table.on(tn::id.eq(er::tenant_id)))
+        .left_join(tc::table.on(tc::request_id.eq(er::id)))
+        .filter(er::id.eq(id.to_string()))
+        .order(tc::target_name.asc())
+        .select((
+            RequestRow::as_select(),
+            TenantRow::as_select(),
+            Option::<CallRow>::as_select(),
+        ))
+        .load(c))?;
+    let mut rows = rows.into_iter();
+    let Some((row, tenant, first)) = rows.next() else {
+        return Err(StoreError::NotFound);
+    };
+    let calls = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, _, call)| call))
+        .collect();
+    Ok((Seen { row }, tenant.into_domain()?, calls))
 }
 
 /// [`get_seen_any`] within a tenant.
