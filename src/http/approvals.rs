@@ -316,6 +316,19 @@ enum AsRead {
     NotOne,
 }
 
+impl AsRead {
+    /// The decision made, or `held`'s.
+    fn decided_or(
+        self,
+        held: impl FnOnce() -> Result<Decided, StoreError>,
+    ) -> Result<Decided, StoreError> {
+        match self {
+            AsRead::Decided(decided) => Ok(decided),
+            AsRead::Moved | AsRead::NotOne => held(),
+        }
+    }
+}
+
 /// A decision on a link for one request, on the link and the request as
 /// read (`requests::decide_if_unmoved`): one read and one statement, no
 /// transaction.
@@ -438,19 +451,11 @@ pub async fn decide(
             // again and tried once more when they moved between the read
             // and the write (the request's approval email noted on it, say);
             // in a transaction that holds the request when they moved again.
-            Backend::Postgres => {
-                let mut tries = 2;
-                loop {
-                    tries -= 1;
-                    match decide_as_read(conn, &digest, &form, &workflow)? {
-                        AsRead::Decided(decided) => break Ok(decided),
-                        AsRead::Moved if tries > 0 => continue,
-                        AsRead::Moved | AsRead::NotOne => {
-                            break conn.atomic(|conn| decide_held(conn, &digest, &form, &workflow))
-                        }
-                    }
-                }
+            Backend::Postgres => match decide_as_read(conn, &digest, &form, &workflow)? {
+                AsRead::Moved => decide_as_read(conn, &digest, &form, &workflow)?,
+                first => first,
             }
+            .decided_or(|| conn.atomic(|conn| decide_held(conn, &digest, &form, &workflow))),
             // The one writer's transaction holds everything already.
             Backend::Sqlite => decide_held(conn, &digest, &form, &workflow),
         })

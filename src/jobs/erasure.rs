@@ -341,19 +341,12 @@ pub(super) async fn call_target(
             })
         })
         .await;
-    // The next answer waiting takes the request as this one left it (or
-    // reads it again after an error or a held write).
-    let moved = match moved {
-        Ok(m) => m,
-        Err(e) => {
-            drop(turn);
-            return Err(e.into());
-        }
-    };
-    if let Some(turn) = turn.as_mut() {
+    // The next answer waiting takes the request as this one left it (or,
+    // after an error or a held write, reads it again).
+    let moved = moved?;
+    if let Some(mut turn) = turn {
         turn.leave(moved);
     }
-    drop(turn);
     if what.is_none() {
         return Err(JobError::Retry(format!(
             "target {}: {}",

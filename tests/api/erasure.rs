@@ -1,6 +1,6 @@
 //! Erasure execution against real HTTP targets started by the tests.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -375,12 +375,9 @@ pub async fn erased_only_when_every_target_confirmed(db: Db) {
     assert_eq!(receipt["receipt"]["approver_role"], "not_required");
 }
 
-/// Two targets answering the same request at the same moment: each answer's
-/// transaction must see the other's, or neither completes the request and it
-/// stays `erasing` for good (found on PostgreSQL: write skew between two
-/// confirmations). Two job runners call the targets at once; the targets
-/// hold each call until the other target has one too.
-pub async fn two_targets_answering_at_once_erase_the_request(db: Db) {
+/// A `none` tenant with two targets that answer only together (see
+/// [`FakeTarget::start_gated`]), plus `more` targets of its own.
+async fn gated_pair(db: Db, more: &[&FakeTarget]) -> (TestApp, Tenant, FakeTarget, FakeTarget) {
     let app = crate::helpers::spawn_app(db).await;
     let gate = std::sync::Arc::new(tokio::sync::Barrier::new(2));
     let one = FakeTarget::start_gated(gate.clone()).await;
@@ -388,15 +385,43 @@ pub async fn two_targets_answering_at_once_erase_the_request(db: Db) {
     let t = app.create_tenant("none").await;
     add_target(&app, &t, "warehouse", &one.url, 5000).await;
     add_target(&app, &t, "mail-archive", &two.url, 5000).await;
+    for (n, target) in more.iter().enumerate() {
+        add_target(&app, &t, &format!("system-{n}"), &target.url, 5000).await;
+    }
+    (app, t, one, two)
+}
+
+/// `n` requests submitted, then every job due run by two runners at once.
+async fn submit_and_run_twice_at_once(
+    app: &TestApp,
+    t: &Tenant,
+    n: usize,
+) -> (Vec<String>, lethe::jobs::Pass, DateTime<Utc>) {
     let mut ids = Vec::new();
-    for n in 0..6 {
-        ids.push(submit(&app, &t, &format!("u{n}")).await);
+    for i in 0..n {
+        ids.push(submit(app, t, &format!("u{i}")).await);
     }
     let now = Utc::now() + Duration::seconds(1);
     let (a, b) = (app.runner.clone(), app.runner.clone());
     let (pa, pb) = tokio::join!(a.run_due(now), b.run_due(now));
     let (pa, pb) = (pa.unwrap(), pb.unwrap());
-    assert_eq!(pa.retried + pb.retried, 0, "{pa:?} {pb:?}");
+    let pass = lethe::jobs::Pass {
+        done: pa.done + pb.done,
+        retried: pa.retried + pb.retried,
+        buried: pa.buried + pb.buried,
+    };
+    (ids, pass, now)
+}
+
+/// Two targets answering the same request at the same moment: each answer's
+/// transaction must see the other's, or neither completes the request and it
+/// stays `erasing` for good (found on PostgreSQL: write skew between two
+/// confirmations). Two job runners call the targets at once; the targets
+/// hold each call until the other target has one too.
+pub async fn two_targets_answering_at_once_erase_the_request(db: Db) {
+    let (app, t, one, two) = gated_pair(db, &[]).await;
+    let (ids, pass, _) = submit_and_run_twice_at_once(&app, &t, 6).await;
+    assert_eq!(pass.retried, 0, "{pass:?}");
     assert_eq!(one.received().len(), 6);
     assert_eq!(two.received().len(), 6);
     for id in &ids {
@@ -415,24 +440,10 @@ pub async fn two_targets_answering_at_once_erase_the_request(db: Db) {
 /// may count the third as confirmed; the request is erased only when the
 /// third confirms too.
 pub async fn two_of_three_targets_answering_at_once_wait_for_the_third(db: Db) {
-    let app = crate::helpers::spawn_app(db).await;
-    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-    let one = FakeTarget::start_gated(gate.clone()).await;
-    let two = FakeTarget::start_gated(gate).await;
     let three = FakeTarget::start(&[reply(503); 4]).await;
-    let t = app.create_tenant("none").await;
-    add_target(&app, &t, "warehouse", &one.url, 5000).await;
-    add_target(&app, &t, "mail-archive", &two.url, 5000).await;
-    add_target(&app, &t, "billing", &three.url, 5000).await;
-    let mut ids = Vec::new();
-    for n in 0..4 {
-        ids.push(submit(&app, &t, &format!("u{n}")).await);
-    }
-    let now = Utc::now() + Duration::seconds(1);
-    let (a, b) = (app.runner.clone(), app.runner.clone());
-    let (pa, pb) = tokio::join!(a.run_due(now), b.run_due(now));
-    let (pa, pb) = (pa.unwrap(), pb.unwrap());
-    assert_eq!(pa.retried + pb.retried, 4, "{pa:?} {pb:?}");
+    let (app, t, one, two) = gated_pair(db, &[&three]).await;
+    let (ids, pass, now) = submit_and_run_twice_at_once(&app, &t, 4).await;
+    assert_eq!(pass.retried, 4, "{pass:?}");
     assert_eq!(one.received().len(), 4);
     assert_eq!(two.received().len(), 4);
     assert_eq!(three.received().len(), 4);
