@@ -340,10 +340,9 @@ pub(super) async fn call_target(
                 Ok(None)
             })
         })
-        .await;
+        .await?;
     // The next answer waiting takes the request as this one left it (or,
-    // after an error or a held write, reads it again).
-    let moved = moved?;
+    // after a held write, reads it again).
     if let Some(mut turn) = turn {
         turn.leave(moved);
     }

@@ -15,20 +15,11 @@ pub fn body(
     id: RequestId,
 ) -> Result<Option<ReceiptBody>, StoreError> {
     let seen = requests::get_seen(conn, tenant, id)?;
-    body_of(conn, &seen)
-}
-
-/// [`body`] for a request read already.
-pub fn body_of(
-    conn: &mut Conn<'_>,
-    seen: &requests::Seen,
-) -> Result<Option<ReceiptBody>, StoreError> {
-    let r = seen.request()?;
-    if r.state != RequestState::Erased {
+    if seen.request()?.state != RequestState::Erased {
         return Ok(None);
     }
-    let calls = targets::calls(conn, r.id)?;
-    body_with_calls(seen, &calls)
+    let calls = targets::calls(conn, id)?;
+    body_with_calls(&seen, &calls)
 }
 
 /// [`body`] for a request read already with its calls

@@ -413,6 +413,14 @@ async fn submit_and_run_twice_at_once(
     (ids, pass, now)
 }
 
+/// Every one of `ids` is `erased`, and every audit chain verifies.
+async fn assert_erased_and_chained(app: &TestApp, t: &Tenant, ids: &[String]) {
+    for id in ids {
+        assert_eq!(request(app, t, id).await["state"], "erased", "request {id}");
+    }
+    assert!(app.lethe_bin(&["audit", "verify"]).status.success());
+}
+
 /// Two targets answering the same request at the same moment: each answer's
 /// transaction must see the other's, or neither completes the request and it
 /// stays `erasing` for good (found on PostgreSQL: write skew between two
@@ -424,14 +432,7 @@ pub async fn two_targets_answering_at_once_erase_the_request(db: Db) {
     assert_eq!(pass.retried, 0, "{pass:?}");
     assert_eq!(one.received().len(), 6);
     assert_eq!(two.received().len(), 6);
-    for id in &ids {
-        assert_eq!(
-            request(&app, &t, id).await["state"],
-            "erased",
-            "request {id}"
-        );
-    }
-    assert!(app.lethe_bin(&["audit", "verify"]).status.success());
+    assert_erased_and_chained(&app, &t, &ids).await;
 }
 
 /// Two of three targets answering the same request at the same moment, the
@@ -453,14 +454,7 @@ pub async fn two_of_three_targets_answering_at_once_wait_for_the_third(db: Db) {
     }
     app.runner.run_due(now + Duration::hours(1)).await.unwrap();
     assert_eq!(three.received().len(), 8);
-    for id in &ids {
-        assert_eq!(
-            request(&app, &t, id).await["state"],
-            "erased",
-            "request {id}"
-        );
-    }
-    assert!(app.lethe_bin(&["audit", "verify"]).status.success());
+    assert_erased_and_chained(&app, &t, &ids).await;
 }
 
 /// A tenant without targets confirms completion itself; platforms are called
