@@ -57,6 +57,17 @@ pub fn submission_group(size: usize, written: usize) {
         .increment((size - written) as u64);
 }
 
+/// A group of jobs' writes (notes, target answers) written as one statement
+/// (PostgreSQL): how many it carried, how many it wrote (the rest found
+/// their request moved and went on alone).
+pub fn job_write_group(size: usize, written: usize) {
+    metrics::counter!("lethe_job_write_groups_total").increment(1);
+    metrics::counter!("lethe_job_writes_grouped_total", "outcome" => "written")
+        .increment(written as u64);
+    metrics::counter!("lethe_job_writes_grouped_total", "outcome" => "moved")
+        .increment((size - written) as u64);
+}
+
 pub fn email(kind: &str, outcome: &str) {
     metrics::counter!("lethe_emails_total", "kind" => kind.to_owned(), "outcome" => outcome.to_owned()).increment(1);
 }

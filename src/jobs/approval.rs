@@ -13,9 +13,10 @@ use crate::domain::{BatchId, RequestId, RequestState, TenantId};
 use crate::email::views::{self, ApprovalMail};
 use crate::email::SendError;
 use crate::store::approvals::{self, LinkTarget};
+use crate::store::job_writes::JobWrite;
 use crate::store::jobs::JobRow;
 use crate::store::requests::Seen;
-use crate::store::{requests, tenants, StoreError};
+use crate::store::{requests, tenants, Backend, StoreError};
 
 fn mail_error(e: SendError) -> JobError {
     match e {
@@ -94,9 +95,11 @@ async fn load(ctx: &JobContext, id: RequestId) -> Result<(Seen, Tenant), JobErro
 }
 
 /// Record an event on a request the job read before it sent an email, and
-/// end the job in the same write: one statement on PostgreSQL when the
-/// request has not moved since (see `requests::note_seen`). Failure is
-/// logged, not returned: what it records (an email) has happened.
+/// end the job in the same write: on PostgreSQL with other jobs' writes as
+/// one statement when the request has not moved since (see
+/// `store::job_writes`), else read again and tried once more alone (see
+/// `requests::note_seen`). Failure is logged, not returned: what it records
+/// (an email) has happened.
 pub(super) async fn note_seen(
     ctx: &JobContext,
     seen: Seen,
@@ -105,18 +108,39 @@ pub(super) async fn note_seen(
     finish: Finish,
 ) -> Done {
     let detail = detail.to_string();
+    let mut moved = false;
+    if ctx.store.backend() == Backend::Postgres {
+        let now = crate::domain::deadline::now();
+        let planned = requests::plan_note(
+            &seen,
+            what,
+            &Actor::system("worker"),
+            Some(detail.clone()),
+            now,
+            Some(finish.end()),
+        );
+        match planned.map(|w| ctx.store.write_seen(w)) {
+            Ok(write) => match write.await {
+                Ok(JobWrite::Written(_)) => return Done::Recorded,
+                Ok(JobWrite::Moved(_)) => moved = true,
+                Ok(JobWrite::Alone(_)) | Err(_) => {}
+            },
+            Err(e) => {
+                tracing::error!(event = what, error = %e, "could not record an audit event");
+                return Done::ToRecord;
+            }
+        }
+    }
     let written = ctx
         .store
         .write_self_contained(move |conn| {
-            requests::note_seen(
-                conn,
-                &seen,
-                what,
-                &Actor::system("worker"),
-                Some(detail),
-                crate::domain::deadline::now(),
-                Some(finish.end()),
-            )
+            let (actor, now) = (Actor::system("worker"), crate::domain::deadline::now());
+            let end = Some(finish.end());
+            if moved {
+                requests::note_moved(conn, seen.id()?, what, &actor, Some(detail), now, end)
+            } else {
+                requests::note_seen(conn, &seen, what, &actor, Some(detail), now, end)
+            }
         })
         .await;
     match written {

@@ -13,6 +13,7 @@ use crate::domain::target::{classify, Answer, CallStatus, TargetKind};
 use crate::domain::{Event, RequestId, RequestState};
 use crate::email::views;
 use crate::email::SendError;
+use crate::store::job_writes::JobWrite;
 use crate::store::jobs::{self, JobRow};
 use crate::store::requests::{self, Change, Held};
 use crate::store::{receipts, targets, tenants, Backend, StoreError};
@@ -115,7 +116,13 @@ pub(super) async fn call_target(
         .map(str::to_owned)
         .ok_or_else(|| JobError::Permanent("the job names no target".into()))?;
     let t_id = target_id.clone();
-    let (seen, call, target, others_unconfirmed) = ctx
+    let requests::SeenCall {
+        seen,
+        call,
+        target,
+        others_unconfirmed,
+        notify_subject,
+    } = ctx
         .store
         .read(move |conn| requests::get_seen_with_call(conn, id, &t_id))
         .await?;
@@ -255,6 +262,48 @@ pub(super) async fn call_target(
         seen = last.after;
     }
     let confirmed = status == CallStatus::Confirmed;
+    // On PostgreSQL, first with other jobs' writes as one statement (see
+    // `store::job_writes`), on the request as read; then alone.
+    let mut tries: &[bool] = &[false, true];
+    if let (true, Some(what), Some(finish)) = (on_pg, what, &finish) {
+        let answer = requests::Answer {
+            target: &target_id,
+            status,
+            code,
+            error: error.as_deref(),
+            what,
+            detail: Some(detail.clone()),
+        };
+        let from_seq = seen.head().0;
+        let planned = requests::plan_answer(
+            None,
+            &seen,
+            others_unconfirmed,
+            Some(notify_subject),
+            answer,
+            &workflow,
+            now,
+            finish.end(),
+        )?;
+        if let Some(write) = planned {
+            match ctx.store.write_seen(write).await? {
+                JobWrite::Written(w) => {
+                    if let Some(mut turn) = turn {
+                        turn.leave(Some(Moved {
+                            from_seq,
+                            after: w.after(),
+                            target: target_id.clone(),
+                            confirmed,
+                        }));
+                    }
+                    return Ok(Done::Recorded);
+                }
+                // Moved: read it again (below) before the next try.
+                JobWrite::Moved(_) => tries = &[true],
+                JobWrite::Alone(_) => {}
+            }
+        }
+    }
     let moved = ctx
         .store
         .write_self_contained(move |conn| {
@@ -266,13 +315,13 @@ pub(super) async fn call_target(
             // hold is a read there, and a missed compare-and-set would only
             // add work to the writer.
             if let (true, Some(what), Some(finish)) = (on_pg, what, &finish) {
-                for again in [false, true] {
+                for &again in tries {
                     if again {
-                        let (s, call, _, others) = requests::get_seen_with_call(conn, id, &tid)?;
-                        if call.status() != CallStatus::Pending {
+                        let read = requests::get_seen_with_call(conn, id, &tid)?;
+                        if read.call.status() != CallStatus::Pending {
                             break; // settled meanwhile: the held write sorts it out
                         }
-                        (seen, others_unconfirmed) = (s, others);
+                        (seen, others_unconfirmed) = (read.seen, read.others_unconfirmed);
                     }
                     let answer = requests::Answer {
                         target: &tid,

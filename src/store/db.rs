@@ -9,7 +9,9 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
+use super::job_writes::{JobWrite, JobWrites};
 use super::requests::Guarded;
+use super::requests::SeenWrite;
 use super::submit_group::{Grouped, SubmitGroups};
 use super::StoreError;
 
@@ -338,6 +340,8 @@ pub struct Store {
     pools: Arc<Pools>,
     /// PostgreSQL: the group commit for submissions ([`Store::submit_grouped`]).
     submit_groups: Option<Arc<SubmitGroups>>,
+    /// PostgreSQL: the group commit for jobs' writes ([`Store::write_seen`]).
+    job_writes: Option<Arc<JobWrites>>,
     /// Woken after every committed write, so idle job workers look at once.
     written: Arc<tokio::sync::Notify>,
 }
@@ -378,6 +382,7 @@ impl Store {
     /// connections are made lazily); see [`Store::ping`].
     pub fn open(url: &DatabaseUrl, opts: &StoreOptions) -> Result<Self, StoreError> {
         let mut submit_groups = None;
+        let mut job_writes = None;
         let pools = match url.backend {
             Backend::Sqlite => {
                 let make = |size: u32, synchronous_full: bool, autocheckpoint: u32| {
@@ -436,12 +441,14 @@ impl Store {
                     .connection_timeout(opts.acquire_timeout)
                     .build_unchecked(ConnectionManager::<PgConnection>::new(&url.target));
                 submit_groups = Some(Arc::new(SubmitGroups::start(pool.clone())?));
+                job_writes = Some(Arc::new(JobWrites::start(pool.clone())?));
                 Pools::Postgres(pool)
             }
         };
         Ok(Self {
             pools: Arc::new(pools),
             submit_groups,
+            job_writes,
             written: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -554,6 +561,24 @@ impl Store {
                 answer
             }
             _ => Ok(Grouped::Alone(s)),
+        }
+    }
+
+    /// Write what a job planned on the request as it read it (see
+    /// [`crate::store::job_writes`]): on PostgreSQL with the others waiting,
+    /// as one statement. On SQLite every one comes back [`JobWrite::Alone`],
+    /// to be written through [`Store::write`] (its group commit already
+    /// shares the transaction).
+    pub async fn write_seen(&self, write: SeenWrite) -> Result<JobWrite, StoreError> {
+        match &self.job_writes {
+            Some(groups) => {
+                let answer = groups.write(write).await;
+                if let Ok(JobWrite::Written(_)) = answer {
+                    self.written.notify_waiters();
+                }
+                answer
+            }
+            None => Ok(JobWrite::Alone(write)),
         }
     }
 

@@ -31,17 +31,21 @@ mod grouped;
 mod held;
 mod one_statement;
 mod seen;
+mod seen_group;
 mod unnest;
 
-pub use answer::{answer_if_unmoved, get_seen_with_call, Answer};
+pub use answer::{answer_if_unmoved, get_seen_with_call, plan_answer, Answer, SeenCall};
 use chained::ChainedWrite;
+pub use chained::SeenWrite;
 pub use decision::{decide_if_unmoved, find_link_to_decide};
 pub use grouped::{insert as insert_grouped, Guarded};
 pub use held::{apply_held, hold, hold_any, note_held, Held};
 pub use seen::{
     get_seen, get_seen_any, get_seen_any_with_tenant, get_seen_any_with_tenant_and_calls,
-    note_seen, Seen,
+    note_moved, note_seen, plan_note, Seen,
 };
+
+pub use seen_group::write as write_seen_group;
 
 use one_statement::Outcome;
 
@@ -491,7 +495,7 @@ fn apply_row(
     workflow: &WorkflowPolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<RequestRow>, StoreError> {
-    let planned = plan_change(conn, &row, change, workflow, now, Known::default())?;
+    let planned = plan_change(Some(conn), &row, change, workflow, now, Known::default())?;
     if !planned.write(conn, &row, None)? {
         // Nothing was written; the rows `plan_rows` may have written go
         // with the caller's transaction (a held row cannot miss).
@@ -564,9 +568,12 @@ struct Known {
 /// linked) and, for a transition into `erasing`, writes the target call rows
 /// (`targets::fan_out`), so the caller must write the plan in the same
 /// transaction or not at all; unless `known` says it has them or leaves the
-/// calls to the write.
+/// calls to the write. Without a connection (`None`) it plans only what needs
+/// no read: a plan that would read fails with an internal error, so a caller
+/// passes `None` only for a change whose reads `known` and the row rule out
+/// (see [`plans_offline`]).
 fn plan_change(
-    conn: &mut Conn<'_>,
+    mut conn: Option<&mut Conn<'_>>,
     row: &RequestRow,
     change: Change<'_>,
     workflow: &WorkflowPolicy,
@@ -610,7 +617,7 @@ fn plan_change(
     f.notify_subject = row.subject_email.is_some()
         && match known.notify_subject {
             Some(notifies) => notifies,
-            None => tenant_notifies(conn, &row.tenant_id)?,
+            None => tenant_notifies(connected(&mut conn)?, &row.tenant_id)?,
         };
     f.from = Some(from);
     f.has_callback = row.callback_url.is_some();
@@ -619,15 +626,24 @@ fn plan_change(
     if fan_out {
         planned.retain(|p| p.kind != JobKind::StartErasure);
     }
-    let mut jobs = plan_rows(conn, &planned, tenant, id, now)?;
-    jobs.extend(super::opendsr::on_transition(
-        conn,
-        tenant,
-        id,
-        row.opendsr_linked,
-        (from, to),
-        now,
-    )?);
+    let mut jobs = if planned.iter().any(|p| p.kind == JobKind::StartErasure) {
+        plan_rows(connected(&mut conn)?, &planned, tenant, id, now)?
+    } else {
+        planned
+            .iter()
+            .map(|p| JobRow::planned(p, Some(tenant), Some(id), now))
+            .collect()
+    };
+    if row.opendsr_linked {
+        jobs.extend(super::opendsr::on_transition(
+            connected(&mut conn)?,
+            tenant,
+            id,
+            row.opendsr_linked,
+            (from, to),
+            now,
+        )?);
+    }
     let mut after = RequestRow {
         state: to.as_str().to_owned(),
         updated_at: now.naive_utc(),
@@ -679,6 +695,28 @@ fn plan_change(
         scrub,
         fan_out,
     })
+}
+
+/// The connection a plan's read needs (see [`plan_change`]).
+fn connected<'c, 'a>(conn: &'c mut Option<&mut Conn<'a>>) -> Result<&'c mut Conn<'a>, StoreError> {
+    conn.as_deref_mut().ok_or_else(|| {
+        StoreError::Internal("a change planned without a connection needs a read".into())
+    })
+}
+
+/// Can `change` be planned on `row` without reading (see [`plan_change`]),
+/// given what `known` holds? Not for a request linked to OpenDSR (its
+/// mappings are read) or a transition into `erasing` (its calls are written
+/// first), nor when the tenant's subject notices matter and are unknown.
+fn plans_offline(row: &RequestRow, event: Event, known: Known) -> bool {
+    let into_erasing = row
+        .state()
+        .ok()
+        .and_then(|from| transition(from, event).ok())
+        == Some(RequestState::Erasing);
+    !row.opendsr_linked
+        && (row.subject_email.is_none() || known.notify_subject.is_some())
+        && !into_erasing
 }
 
 /// Turn planned jobs into rows; `StartErasure` becomes one call per target.
@@ -816,19 +854,31 @@ fn note_if_unmoved(
     now: DateTime<Utc>,
     finish: Option<(&str, DateTime<Utc>)>,
 ) -> Result<Option<RequestRow>, StoreError> {
+    let write = plan_note_on(row, what, actor, detail, now, finish)?;
+    Ok(write.run(conn)?.then_some(write.after))
+}
+
+/// The note of [`note_if_unmoved`], planned, to be written alone or with a
+/// group of others.
+fn plan_note_on(
+    row: &RequestRow,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<SeenWrite, StoreError> {
     let (ev, after) = noted(row, what, actor, detail, now)?;
-    let written = ChainedWrite {
-        before: row,
-        after: &after,
-        events: std::slice::from_ref(&ev),
-        jobs: &[],
-        finish: finish.map(|(job, at)| (job, at.naive_utc())),
+    Ok(SeenWrite {
+        before: row.clone(),
+        after,
+        events: vec![ev],
+        jobs: Vec::new(),
+        finish: finish.map(|(job, at)| (job.to_owned(), at.naive_utc())),
         scrub: false,
         call: None,
-        decision: None,
-    }
-    .run(conn)?;
-    Ok(written.then_some(after))
+        moves: None,
+    })
 }
 
 /// Mark an undecided request as escalated to support (once).

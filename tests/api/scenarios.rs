@@ -1051,6 +1051,98 @@ pub async fn a_note_on_a_request_that_moved_meanwhile_goes_on_its_new_head(app: 
     );
 }
 
+/// Jobs' notes written at once, two on each of a dozen requests as read at
+/// the same moment: on PostgreSQL they go as groups in one statement each
+/// (`store::job_writes`), and of each request's two exactly one is written on
+/// the head it was read at; the other finds it moved, writes nothing, and
+/// goes on after it. On SQLite every one is written alone. Either way each
+/// request gets both events, one after the other, and the chains verify.
+pub async fn notes_written_together_land_once_each_on_their_own_heads(app: TestApp) {
+    use lethe::domain::audit::Actor;
+    use lethe::domain::TenantId;
+    use lethe::store::job_writes::JobWrite;
+    use lethe::store::{audit, requests, Backend};
+    let t = app.create_tenant("privacy_contact").await;
+    let tid: TenantId = t.id.parse().unwrap();
+    let mut ids: Vec<RequestId> = Vec::new();
+    for i in 0..12 {
+        let r = app
+            .submit(&t, &json!({ "subject_id": format!("together-{i}") }))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        ids.push(id_of(&r.json().await.unwrap()).parse().unwrap());
+    }
+    let now = lethe::domain::deadline::now();
+    let mut writes = Vec::new();
+    for &rid in &ids {
+        for what in ["together_a", "together_b"] {
+            let seen = app
+                .store
+                .read(move |c| requests::get_seen_any(c, rid))
+                .await
+                .unwrap();
+            let write =
+                requests::plan_note(&seen, what, &Actor::system("test"), None, now, None).unwrap();
+            let store = app.store.clone();
+            writes.push(async move { (rid, what, store.write_seen(write).await.unwrap()) });
+        }
+    }
+    let outcomes = futures::future::join_all(writes).await;
+    let mut written = std::collections::HashMap::<RequestId, usize>::new();
+    for (rid, what, outcome) in outcomes {
+        let moved = match outcome {
+            JobWrite::Written(_) => {
+                *written.entry(rid).or_default() += 1;
+                continue;
+            }
+            JobWrite::Moved(_) => true,
+            JobWrite::Alone(_) => false,
+        };
+        app.store
+            .write_self_contained(move |c| {
+                let actor = Actor::system("test");
+                if moved {
+                    requests::note_moved(c, rid, what, &actor, None, now, None)
+                } else {
+                    let seen = requests::get_seen_any(c, rid)?;
+                    requests::note_seen(c, &seen, what, &actor, None, now, None)
+                }
+            })
+            .await
+            .unwrap();
+    }
+    match app.store.backend() {
+        Backend::Postgres => {
+            assert_eq!(written.len(), ids.len(), "{written:?}");
+            assert!(written.values().all(|&n| n == 1), "{written:?}");
+        }
+        Backend::Sqlite => assert!(written.is_empty(), "{written:?}"),
+    }
+    for &rid in &ids {
+        let events = app
+            .store
+            .read(move |c| audit::for_request(c, tid, rid))
+            .await
+            .unwrap();
+        let mut tail: Vec<&str> = events
+            .iter()
+            .rev()
+            .take(2)
+            .map(|e| e.event.as_str())
+            .collect();
+        tail.sort_unstable();
+        assert_eq!(tail, vec!["together_a", "together_b"], "{events:?}");
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+    }
+    let verify = app.lethe_bin(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
 /// A decision on a link for one request is written on the link and the
 /// request as read, and only if neither moved since: an event on the
 /// request, or a new link voiding the old one, in between, and it writes

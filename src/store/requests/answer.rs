@@ -9,8 +9,8 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::chained::{CallUpdate, ChainedWrite};
-use super::{er, noted, plan_change, Change, Known, RequestRow, Seen};
+use super::chained::{OwnedCall, SeenWrite};
+use super::{er, noted, plan_change, plans_offline, Change, Known, RequestRow, Seen};
 use crate::domain::audit::Actor;
 use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::state::transition;
@@ -20,15 +20,24 @@ use crate::store::targets::{CallRow, TargetRow};
 use crate::store::{Conn, StoreError};
 use crate::with_conn;
 
-/// A request as read, with its call to a target, the target, and how many
-/// of the request's other calls were not confirmed when read (by id alone,
-/// as workers act across tenants).
+/// A request as read, with its call to a target, the target, how many of
+/// the request's other calls were not confirmed when read, and whether its
+/// tenant emails subjects (by id alone, as workers act across tenants).
+pub struct SeenCall {
+    pub seen: Seen,
+    pub call: CallRow,
+    pub target: TargetRow,
+    pub others_unconfirmed: i64,
+    pub notify_subject: bool,
+}
+
+/// The request `id` and its call to `target`, in one read (see [`SeenCall`]).
 pub fn get_seen_with_call(
     conn: &mut Conn<'_>,
     id: RequestId,
     target: &str,
-) -> Result<(Seen, CallRow, TargetRow, i64), StoreError> {
-    use crate::store::schema::{erasure_targets as et, target_calls as tc};
+) -> Result<SeenCall, StoreError> {
+    use crate::store::schema::{erasure_targets as et, target_calls as tc, tenants as tn};
     use diesel::dsl::count_star;
     let id = id.to_string();
     // The other calls by bound values, not by correlation: the statement
@@ -41,24 +50,37 @@ pub fn get_seen_with_call(
         .filter(other.field(tc::status).ne(CallStatus::Confirmed.as_str()))
         .select(count_star())
         .single_value();
-    let (row, call, t, others): (RequestRow, CallRow, TargetRow, Option<i64>) =
-        with_conn!(conn, |c| er::table
-            .inner_join(tc::table.on(tc::request_id.eq(er::id)))
-            .inner_join(
-                et::table.on(et::id
-                    .eq(tc::target_id)
-                    .and(et::tenant_id.eq(tc::tenant_id)))
-            )
-            .filter(er::id.eq(&id))
-            .filter(tc::target_id.eq(target))
-            .select((
-                RequestRow::as_select(),
-                CallRow::as_select(),
-                TargetRow::as_select(),
-                others_unconfirmed,
-            ))
-            .first(c))?;
-    Ok((Seen { row }, call, t, others.unwrap_or(0)))
+    let (row, call, t, others, notify_subject): (
+        RequestRow,
+        CallRow,
+        TargetRow,
+        Option<i64>,
+        bool,
+    ) = with_conn!(conn, |c| er::table
+        .inner_join(tc::table.on(tc::request_id.eq(er::id)))
+        .inner_join(
+            et::table.on(et::id
+                .eq(tc::target_id)
+                .and(et::tenant_id.eq(tc::tenant_id)))
+        )
+        .inner_join(tn::table.on(tn::id.eq(er::tenant_id)))
+        .filter(er::id.eq(&id))
+        .filter(tc::target_id.eq(target))
+        .select((
+            RequestRow::as_select(),
+            CallRow::as_select(),
+            TargetRow::as_select(),
+            others_unconfirmed,
+            tn::notify_subject,
+        ))
+        .first(c))?;
+    Ok(SeenCall {
+        seen: Seen { row },
+        call,
+        target: t,
+        others_unconfirmed: others.unwrap_or(0),
+        notify_subject,
+    })
 }
 
 /// A target's answer that settles its call for now: confirmed, accepted
@@ -96,6 +118,39 @@ pub fn answer_if_unmoved(
     now: DateTime<Utc>,
     finish: (&str, DateTime<Utc>),
 ) -> Result<Option<Seen>, StoreError> {
+    let Some(write) = plan_answer(
+        Some(conn),
+        seen,
+        others_unconfirmed,
+        None,
+        answer,
+        workflow,
+        now,
+        finish,
+    )?
+    else {
+        return Err(StoreError::Internal(
+            "an answer planned with a connection".into(),
+        ));
+    };
+    Ok(write.run(conn)?.then(|| write.after()))
+}
+
+/// [`answer_if_unmoved`]'s write, planned, to be written with a group of
+/// others (`Store::write_seen`) or alone. Without a connection it plans only
+/// what needs no read (`notify_subject`: the tenant's, as read with the
+/// request), else `None`: then plan it with one.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_answer(
+    conn: Option<&mut Conn<'_>>,
+    seen: &Seen,
+    others_unconfirmed: i64,
+    notify_subject: Option<bool>,
+    answer: Answer<'_>,
+    workflow: &WorkflowPolicy,
+    now: DateTime<Utc>,
+    finish: (&str, DateTime<Utc>),
+) -> Result<Option<SeenWrite>, StoreError> {
     let row = &seen.row;
     let state = row.state()?;
     let (note, noted) = noted(
@@ -125,41 +180,42 @@ pub fn answer_if_unmoved(
         }),
         _ => None,
     };
+    let known = Known {
+        notify_subject,
+        ..Known::default()
+    };
+    if let (None, Some(change)) = (&conn, &follows) {
+        if !plans_offline(&noted, change.event, known) {
+            return Ok(None);
+        }
+    }
     // Neither completing nor failing plans a fan-out (which would write
     // before the compare-and-set): only entering `erasing` does.
     let planned = follows
-        .map(|change| plan_change(conn, &noted, change, workflow, now, Known::default()))
+        .map(|change| plan_change(conn, &noted, change, workflow, now, known))
         .transpose()?;
     let mut events = vec![note];
-    let (after, jobs, scrub) = match &planned {
+    let (after, jobs, scrub, moves) = match planned {
         Some(p) => {
-            events.extend(p.events.iter().cloned());
-            (&p.after, &p.jobs[..], p.scrub)
+            events.extend(p.events);
+            (p.after, p.jobs, p.scrub, Some((p.from, p.to)))
         }
-        None => (&noted, &[][..], false),
+        None => (noted, Vec::new(), false, None),
     };
-    let written = ChainedWrite {
-        before: row,
+    Ok(Some(SeenWrite {
+        before: row.clone(),
         after,
-        events: &events,
+        events,
         jobs,
-        finish: Some((finish.0, finish.1.naive_utc())),
+        finish: Some((finish.0.to_owned(), finish.1.naive_utc())),
         scrub,
-        call: Some(CallUpdate {
-            target: answer.target,
+        call: Some(OwnedCall {
+            target: answer.target.to_owned(),
             status: answer.status,
             code: answer.code,
-            error: answer.error,
+            error: answer.error.map(str::to_owned),
             at: now,
         }),
-        decision: None,
-    }
-    .run(conn)?;
-    if !written {
-        return Ok(None);
-    }
-    if let Some(p) = &planned {
-        crate::metrics::transition(p.from.as_str(), p.to.as_str());
-    }
-    Ok(Some(Seen { row: after.clone() }))
+        moves,
+    }))
 }

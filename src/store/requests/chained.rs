@@ -19,6 +19,7 @@ use super::unnest::{EventColumns, JobColumns};
 use super::RequestRow;
 use crate::domain::outbox::JobKind;
 use crate::domain::target::CallStatus;
+use crate::domain::RequestState;
 use crate::store::audit::AuditRow;
 use crate::store::jobs::{self, JobRow};
 use crate::store::schema::erasure_requests as er;
@@ -63,6 +64,80 @@ pub(in crate::store) struct CallUpdate<'a> {
     pub code: Option<u16>,
     pub error: Option<&'a str>,
     pub at: DateTime<Utc>,
+}
+
+/// A chained write planned on a request as a job read it, owned, so it can
+/// wait for a group of others (`crate::store::write_group`) or be written
+/// alone ([`SeenWrite::run`]): no approval decision, which goes alone.
+pub struct SeenWrite {
+    pub(super) before: RequestRow,
+    pub(super) after: RequestRow,
+    pub(super) events: Vec<AuditRow>,
+    pub(super) jobs: Vec<JobRow>,
+    pub(super) finish: Option<(String, NaiveDateTime)>,
+    pub(super) scrub: bool,
+    pub(super) call: Option<OwnedCall>,
+    /// The transition it makes, if any (for the metrics once written).
+    pub(super) moves: Option<(RequestState, RequestState)>,
+}
+
+/// [`CallUpdate`], owned.
+pub(super) struct OwnedCall {
+    pub target: String,
+    pub status: CallStatus,
+    pub code: Option<u16>,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl SeenWrite {
+    pub(super) fn as_write(&self) -> ChainedWrite<'_> {
+        ChainedWrite {
+            before: &self.before,
+            after: &self.after,
+            events: &self.events,
+            jobs: &self.jobs,
+            finish: self.finish.as_ref().map(|(id, at)| (id.as_str(), *at)),
+            scrub: self.scrub,
+            call: self.call.as_ref().map(|c| CallUpdate {
+                target: &c.target,
+                status: c.status,
+                code: c.code,
+                error: c.error.as_deref(),
+                at: c.at,
+            }),
+            decision: None,
+        }
+    }
+
+    /// Write it alone: `false` (and nothing written) if the request moved
+    /// since it was read.
+    pub fn run(&self, conn: &mut Conn<'_>) -> Result<bool, StoreError> {
+        let written = self.as_write().run(conn)?;
+        if written {
+            self.count();
+        }
+        Ok(written)
+    }
+
+    /// Count its transition, once written.
+    pub fn count(&self) {
+        if let Some((from, to)) = self.moves {
+            crate::metrics::transition(from.as_str(), to.as_str());
+        }
+    }
+
+    /// The request's id.
+    pub fn request_id(&self) -> &str {
+        &self.before.id
+    }
+
+    /// The request as the write leaves it.
+    pub fn after(&self) -> super::Seen {
+        super::Seen {
+            row: self.after.clone(),
+        }
+    }
 }
 
 impl ChainedWrite<'_> {

@@ -74,6 +74,6 @@ pub fn decide_if_unmoved(
         notify_subject: Some(tenant.settings.notify_subject),
         fan_out_in_write: true,
     };
-    let planned = plan_change(conn, row, change, workflow, now, known)?;
+    let planned = plan_change(Some(conn), row, change, workflow, now, known)?;
     planned.write(conn, row, Some(link))
 }

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::{er, hold_any, load_row, note_held, note_if_unmoved, RequestRow};
+use super::{
+    er, hold_any, load_row, note_held, note_if_unmoved, plan_note_on, RequestRow, SeenWrite,
+};
 use crate::domain::audit::Actor;
 use crate::domain::request::ErasureRequest;
 use crate::domain::tenant::Tenant;
@@ -23,6 +25,11 @@ pub struct Seen {
 impl Seen {
     pub fn request(&self) -> Result<ErasureRequest, StoreError> {
         self.row.clone().into_domain()
+    }
+
+    /// The request's id.
+    pub fn id(&self) -> Result<RequestId, StoreError> {
+        Ok(self.row.ids()?.1)
     }
 
     /// The chain head as read: its sequence number and hash.
@@ -112,6 +119,33 @@ pub fn note_seen(
         return Ok(());
     }
     let (_, id) = seen.row.ids()?;
+    note_moved(conn, id, what, actor, detail, now, finish)
+}
+
+/// [`note_seen`]'s note, planned on the request as seen, to be written with
+/// a group of others (`Store::write_seen`) or alone.
+pub fn plan_note(
+    seen: &Seen,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<SeenWrite, StoreError> {
+    plan_note_on(&seen.row, what, actor, detail, now, finish)
+}
+
+/// The rest of [`note_seen`] once its note found the request moved since it
+/// was seen: read it again and try once more (PostgreSQL), then hold it.
+pub fn note_moved(
+    conn: &mut Conn<'_>,
+    id: RequestId,
+    what: &str,
+    actor: &Actor,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+    finish: Option<(&str, DateTime<Utc>)>,
+) -> Result<(), StoreError> {
     // Inside a transaction (SQLite's writer) nothing moves it meanwhile:
     // the retry is for PostgreSQL's statements on their own.
     if conn.backend() == crate::store::Backend::Postgres {
