@@ -229,8 +229,12 @@ pub(super) async fn send_for_request(
     job: &JobRow,
     now: DateTime<Utc>,
     reminder: bool,
+    ahead: Option<requests::Ahead>,
 ) -> Result<Done, JobError> {
-    let (seen, tenant) = load(ctx, request_of(job)?).await?;
+    let (seen, tenant) = match ahead {
+        Some(a) => (a.seen, a.tenant),
+        None => load(ctx, request_of(job)?).await?,
+    };
     let request = seen.request()?;
     if request.state != RequestState::AwaitingApproval {
         return Ok(Done::ToRecord); // decided or withdrawn meanwhile: nothing to ask
@@ -294,7 +298,7 @@ pub(super) async fn remind(
     now: DateTime<Utc>,
 ) -> Result<Done, JobError> {
     if job.request_id.is_some() {
-        send_for_request(ctx, job, now, true).await
+        send_for_request(ctx, job, now, true, None).await
     } else {
         send_for_batch(ctx, job, now, true).await
     }

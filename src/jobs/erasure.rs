@@ -109,6 +109,7 @@ pub(super) async fn call_target(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
     now: DateTime<Utc>,
+    ahead: Option<requests::Ahead>,
 ) -> Result<Done, JobError> {
     let id = request_of(job)?;
     let target_id = payload(job)?["target_id"]
@@ -116,16 +117,21 @@ pub(super) async fn call_target(
         .map(str::to_owned)
         .ok_or_else(|| JobError::Permanent("the job names no target".into()))?;
     let t_id = target_id.clone();
+    let read = match ahead.and_then(|a| a.call_to(&target_id)) {
+        Some(read) => read,
+        None => {
+            ctx.store
+                .read(move |conn| requests::get_seen_with_call(conn, id, &t_id))
+                .await?
+        }
+    };
     let requests::SeenCall {
         seen,
         call,
         target,
         others_unconfirmed,
         notify_subject,
-    } = ctx
-        .store
-        .read(move |conn| requests::get_seen_with_call(conn, id, &t_id))
-        .await?;
+    } = read;
     let request = seen.request()?;
     if request.state != RequestState::Erasing
         || matches!(call.status(), CallStatus::Confirmed | CallStatus::Accepted)
@@ -565,19 +571,24 @@ pub(super) async fn send_receipt(
     ctx: &JobContext,
     job: &crate::store::jobs::JobRow,
     now: DateTime<Utc>,
+    ahead: Option<requests::Ahead>,
 ) -> Result<Done, JobError> {
     let (id, tenant_id) = (request_of(job)?, tenant_of(job)?);
-    let (tenant, seen, body) = ctx
-        .store
-        .read(move |conn| {
-            let (seen, t, calls) = requests::get_seen_any_with_tenant_and_calls(conn, id)?;
-            if t.id != tenant_id {
-                return Err(StoreError::NotFound);
-            }
-            let b = receipts::body_with_calls(&seen, &calls)?;
-            Ok((t, seen, b))
-        })
-        .await?;
+    let (seen, tenant, calls) = match ahead {
+        Some(a) => {
+            let calls = a.call_rows();
+            (a.seen, a.tenant, calls)
+        }
+        None => {
+            ctx.store
+                .read(move |conn| requests::get_seen_any_with_tenant_and_calls(conn, id))
+                .await?
+        }
+    };
+    if tenant.id != tenant_id {
+        return Err(StoreError::NotFound.into());
+    }
+    let body = receipts::body_with_calls(&seen, &calls)?;
     let (Some(body), Some(contact)) = (body, tenant.settings.contact.clone()) else {
         return Ok(Done::ToRecord); // no approval contact (policy none): nobody to send it to
     };

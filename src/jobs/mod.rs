@@ -11,6 +11,7 @@ mod notices;
 pub mod opendsr;
 mod owners;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,10 @@ use crate::domain::deadline;
 use crate::domain::outbox::{backoff, JobKind, WorkflowPolicy};
 use crate::domain::receipt::ReceiptSigner;
 use crate::domain::sealed::Sealer;
+use crate::domain::RequestId;
 use crate::email::Mailer;
 use crate::store::jobs::{self, JobRow};
+use crate::store::requests::{self, Ahead};
 use crate::store::{Store, StoreError};
 
 /// How a handler failed.
@@ -174,7 +177,7 @@ impl Runner {
                 break;
             }
             let id = job.id.clone();
-            match self.run_one(job, now).await? {
+            match self.run_one(job, now, None).await? {
                 Outcome::Done => pass.done += 1,
                 Outcome::Retried => {
                     retried.insert(id);
@@ -206,7 +209,15 @@ impl Runner {
             .await
     }
 
-    async fn run_one(&self, job: JobRow, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    /// Run `job`; `ahead`, the request it is about as the dispatcher read
+    /// it after the claim (see `requests::read_ahead`), saves its handler
+    /// that read.
+    async fn run_one(
+        &self,
+        job: JobRow,
+        now: DateTime<Utc>,
+        ahead: Option<Ahead>,
+    ) -> Result<Outcome, StoreError> {
         let Some(kind) = JobKind::parse(&job.kind) else {
             let id = job.id.clone();
             self.ctx
@@ -218,7 +229,7 @@ impl Runner {
         let unit = |r: Result<(), JobError>| r.map(|()| Done::ToRecord);
         let result = match kind {
             JobKind::SendApprovalEmail => {
-                approval::send_for_request(&self.ctx, &job, now, false).await
+                approval::send_for_request(&self.ctx, &job, now, false, ahead).await
             }
             JobKind::ApprovalReminder => approval::remind(&self.ctx, &job, now).await,
             JobKind::SendBatchApprovalEmail => {
@@ -227,10 +238,10 @@ impl Runner {
             JobKind::EscalateDeadline => unit(approval::escalate(&self.ctx, &job, now).await),
             JobKind::ApprovalFollowUp => approval::follow_up(&self.ctx, &job, now).await,
             JobKind::NotifySubject => notices::send(&self.ctx, &job, now).await,
-            JobKind::CallTarget => erasure::call_target(&self.ctx, &job, now).await,
+            JobKind::CallTarget => erasure::call_target(&self.ctx, &job, now, ahead).await,
             JobKind::Callback => unit(erasure::callback(&self.ctx, &job).await),
             JobKind::Scrub => erasure::scrub(&self.ctx, &job, now).await,
-            JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job, now).await,
+            JobKind::SendReceipt => erasure::send_receipt(&self.ctx, &job, now, ahead).await,
             JobKind::OpenDsrCallback => unit(opendsr::callback(&self.ctx, &job).await),
             JobKind::SupportDigest => unit(digest::send(&self.ctx, now).await),
             JobKind::TargetOwnerReminder => unit(owners::remind(&self.ctx, &job, now).await),
@@ -347,11 +358,13 @@ impl Runner {
             match self.claim_many(now, permits.num_permits()).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     deep = jobs.len() == permits.num_permits();
+                    let ahead = self.read_ahead(&jobs).await;
                     for job in jobs {
                         let slot = permits.split(1);
                         let runner = self.clone();
+                        let ahead = reads_ahead(&job).and_then(|id| ahead.get(&id).cloned());
                         tokio::spawn(async move {
-                            if let Err(e) = runner.run_one(job, now).await {
+                            if let Err(e) = runner.run_one(job, now, ahead).await {
                                 tracing::warn!(error = %e, "job worker cannot reach the database");
                             }
                             drop(slot);
@@ -379,6 +392,29 @@ impl Runner {
         }
     }
 
+    /// The requests claimed `jobs` are about, read in one go for the jobs
+    /// that would each read theirs first thing (see `requests::read_ahead`);
+    /// only for two or more (one gains nothing), none if the read fails
+    /// (each job then reads its own).
+    async fn read_ahead(&self, jobs: &[JobRow]) -> HashMap<RequestId, Ahead> {
+        let ids: Vec<RequestId> = jobs.iter().filter_map(reads_ahead).collect();
+        if ids.len() < 2 {
+            return HashMap::new();
+        }
+        let calls = jobs.iter().any(|j| {
+            j.kind == JobKind::CallTarget.as_str() || j.kind == JobKind::SendReceipt.as_str()
+        });
+        let read = self
+            .ctx
+            .store
+            .read(move |conn| requests::read_ahead(conn, &ids, calls))
+            .await;
+        read.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read ahead for claimed jobs");
+            HashMap::new()
+        })
+    }
+
     async fn claim_many(&self, now: DateTime<Utc>, n: usize) -> Result<Vec<JobRow>, StoreError> {
         let worker = self.worker.clone();
         let lease = self.ctx.lease;
@@ -401,6 +437,18 @@ enum Outcome {
     Done,
     Retried,
     Buried,
+}
+
+/// The request a job is about, if its handler reads it first thing and can
+/// take it read ahead (see [`Runner::read_ahead`]).
+fn reads_ahead(job: &JobRow) -> Option<RequestId> {
+    let kind = JobKind::parse(&job.kind)?;
+    matches!(
+        kind,
+        JobKind::SendApprovalEmail | JobKind::CallTarget | JobKind::SendReceipt
+    )
+    .then(|| request_of(job).ok())
+    .flatten()
 }
 
 /// The request a job is about.

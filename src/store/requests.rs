@@ -24,6 +24,7 @@ use crate::domain::values::{EmailAddress, Initiator, SubjectId};
 use crate::domain::{BatchId, Event, RequestId, RequestState, TenantId};
 use crate::with_conn;
 
+mod ahead;
 mod answer;
 mod chained;
 mod decision;
@@ -34,6 +35,7 @@ mod seen;
 mod seen_group;
 mod unnest;
 
+pub use ahead::{read_ahead, Ahead};
 pub use answer::{answer_if_unmoved, get_seen_with_call, plan_answer, Answer, SeenCall};
 use chained::ChainedWrite;
 pub use chained::SeenWrite;

@@ -18,6 +18,7 @@ use crate::with_conn;
 
 /// A request as read earlier, outside any write: what a job read before it
 /// sent an email, to note the email on without reading the request again.
+#[derive(Clone)]
 pub struct Seen {
     pub(super) row: RequestRow,
 }

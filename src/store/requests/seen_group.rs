@@ -42,12 +42,18 @@ extension_reason = CASE WHEN r.scrub THEN NULL ELSE q.extension_reason END, \
 cancel_reason = CASE WHEN r.scrub THEN NULL ELSE q.cancel_reason END, \
 scrubbed_at = COALESCE(r.scrubbed_at, q.scrubbed_at) \
 FROM r WHERE q.id = r.id AND q.state = r.was_state AND q.audit_seq = r.was_seq \
-AND q.opendsr_linked = r.was_linked RETURNING q.id), ";
+AND q.opendsr_linked = r.was_linked AND q.id = ANY(";
+/// The rows by their ids again: PostgreSQL plans a statement prepared once
+/// for any number of rows, and joined only with `r` (an `unnest` it cannot
+/// size) it read the whole table to hash it; by its ids it looks each up in
+/// the primary key.
+const SQL_REQUEST_END: &str = ") RETURNING q.id), ";
 /// The jobs ended, as `jobs::complete` does, for the rows updated.
 const SQL_FINISH: &str = ", finished AS (UPDATE jobs SET finished_at = f.at, \
 lease_until = NULL, locked_by = NULL FROM unnest(";
 const SQL_FINISH_END: &str = ") AS f(id, request_id, at) JOIN req ON req.id = f.request_id \
-WHERE jobs.id = f.id)";
+WHERE jobs.id = f.id AND jobs.id = ANY(";
+const SQL_FINISH_ANY: &str = "))";
 /// The answers on the call rows, as `targets::record` writes them (a
 /// confirmed call stays confirmed), for the rows updated.
 const SQL_CALLS: &str = ", called AS (UPDATE target_calls SET status = c.status, \
@@ -55,7 +61,9 @@ attempts = target_calls.attempts + 1, last_status_code = c.code, last_error = c.
 confirmed_at = c.confirmed_at, updated_at = c.at FROM unnest(";
 const SQL_CALLS_END: &str = ") AS c(request_id, target_id, status, code, error, confirmed_at, at) \
 JOIN req ON req.id = c.request_id WHERE target_calls.request_id = c.request_id \
-AND target_calls.target_id = c.target_id AND target_calls.status <> 'confirmed')";
+AND target_calls.target_id = c.target_id AND target_calls.status <> 'confirmed' \
+AND target_calls.request_id = ANY(";
+const SQL_CALLS_ANY: &str = "))";
 const SQL_END: &str = " SELECT id FROM req";
 
 /// Write `group` as one statement: which of them it wrote, in order. No two
@@ -200,6 +208,8 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&self.scrubbed_at)?;
         out.push_sql(SQL_REQUEST);
+        out.push_bind_param::<Array<Text>, _>(&self.id)?;
+        out.push_sql(SQL_REQUEST_END);
         self.events.walk(&mut out)?;
         out.push_sql(", ");
         self.jobs.walk(&mut out)?;
@@ -210,6 +220,8 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(", ");
         out.push_bind_param::<Array<Timestamp>, _>(&self.finish_at)?;
         out.push_sql(SQL_FINISH_END);
+        out.push_bind_param::<Array<Text>, _>(&self.finish_id)?;
+        out.push_sql(SQL_FINISH_ANY);
         out.push_sql(SQL_CALLS);
         out.push_bind_param::<Array<Text>, _>(&self.call_request)?;
         out.push_sql(", ");
@@ -225,6 +237,8 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(", ");
         out.push_bind_param::<Array<Timestamp>, _>(&self.call_at)?;
         out.push_sql(SQL_CALLS_END);
+        out.push_bind_param::<Array<Text>, _>(&self.call_request)?;
+        out.push_sql(SQL_CALLS_ANY);
         out.push_sql(SQL_END);
         Ok(())
     }
