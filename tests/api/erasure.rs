@@ -457,6 +457,79 @@ pub async fn two_of_three_targets_answering_at_once_wait_for_the_third(db: Db) {
     assert_erased_and_chained(&app, &t, &ids).await;
 }
 
+/// The job workers running as in production (not stepped by the test):
+/// jobs claimed together start from the requests read in one go for the
+/// batch, and their writes go in groups. Each request still gets its own
+/// approval email, both targets called once, and a certificate naming both
+/// targets and that request; the chains verify.
+pub async fn job_workers_claiming_together_certify_each_request(db: Db) {
+    let mail = MailCatcher::start().await;
+    let app = spawn_app_with(
+        db,
+        &[
+            ("LETHE_SMTP_URL", mail.smtp_url()),
+            ("LETHE_JOB_WORKERS", "16".into()),
+        ],
+    )
+    .await;
+    let (one, two) = (FakeTarget::start(&[]).await, FakeTarget::start(&[]).await);
+    let t = app.create_eu_tenant("en", false).await;
+    add_target(&app, &t, "warehouse", &one.url, 5000).await;
+    add_target(&app, &t, "mail-archive", &two.url, 5000).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(submit(&app, &t, &format!("batch-user-{i}")).await);
+    }
+    let emails = mail.wait_for("dpo@acme.example", ids.len()).await;
+    assert_eq!(emails.len(), ids.len(), "one approval email per request");
+    for email in &emails {
+        let r = app
+            .client
+            .post(app.url(&approval_path(email)))
+            .form(&[("action", "approve_all")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let started = std::time::Instant::now();
+    for id in &ids {
+        while request(&app, &t, id).await["state"] != "erased" {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "request {id}: {}",
+                request(&app, &t, id).await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(one.received().len(), ids.len());
+    assert_eq!(two.received().len(), ids.len());
+    let all = mail.wait_for("dpo@acme.example", 2 * ids.len()).await;
+    let certificates: Vec<&str> = all
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .contains("certificate of erasure")
+        })
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(certificates.len(), ids.len());
+    for id in &ids {
+        let text = certificates
+            .iter()
+            .find(|c| c.contains(&format!("\"request_id\": \"{id}\"")))
+            .unwrap_or_else(|| panic!("no certificate for {id}"));
+        assert!(
+            text.contains("warehouse") && text.contains("mail-archive"),
+            "{text}"
+        );
+    }
+    assert!(app.lethe_bin(&["audit", "verify"]).status.success());
+}
+
 /// A tenant without targets confirms completion itself; platforms are called
 /// back, signed, on every state change.
 pub async fn platform_completion_and_signed_callbacks(db: Db) {

@@ -126,6 +126,7 @@ erasure_on_both_backends!(
     erased_only_when_every_target_confirmed,
     two_targets_answering_at_once_erase_the_request,
     two_of_three_targets_answering_at_once_wait_for_the_third,
+    job_workers_claiming_together_certify_each_request,
     platform_completion_and_signed_callbacks,
     callbacks_to_inside_addresses_are_refused,
 );
