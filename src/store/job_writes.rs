@@ -17,11 +17,12 @@
 //! costs.
 
 use std::collections::HashSet;
-use std::sync::{mpsc, Arc, Mutex, PoisonError, TryLockError};
+use std::sync::{PoisonError, TryLockError};
 
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::PgConnection;
 
+use super::group_writers::{self, GroupWriters, Queue, Unanswered};
 use super::requests::{self, SeenWrite};
 use super::StoreError;
 
@@ -42,39 +43,28 @@ pub enum JobWrite {
     Alone(SeenWrite),
 }
 
-struct Waiting {
-    write: SeenWrite,
-    reply: tokio::sync::oneshot::Sender<JobWrite>,
-}
+type Waiting = group_writers::Waiting<SeenWrite, JobWrite>;
 
 /// The queue the writer threads serve. They stop when it is dropped.
 pub(super) struct JobWrites {
-    queue: mpsc::Sender<Waiting>,
+    writers: GroupWriters<SeenWrite, JobWrite>,
 }
 
 impl JobWrites {
     pub(super) fn start(pool: PgPool) -> Result<Self, StoreError> {
-        let (queue, waiting) = mpsc::channel();
-        let waiting = Arc::new(Mutex::new(waiting));
-        for n in 0..WRITERS {
-            let (pool, waiting) = (pool.clone(), waiting.clone());
-            std::thread::Builder::new()
-                .name(format!("lethe-pg-jobs-{n}"))
-                .spawn(move || write_groups(&pool, &waiting))
-                .map_err(|e| StoreError::Internal(format!("starting a job writer: {e}")))?;
-        }
-        Ok(Self { queue })
+        let writers = GroupWriters::start(WRITERS, "lethe-pg-jobs", move |waiting| {
+            write_groups(&pool, waiting)
+        })?;
+        Ok(Self { writers })
     }
 
     /// Wait for `write`'s group to be written (see the module's note).
     pub(super) async fn write(&self, write: SeenWrite) -> Result<JobWrite, StoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        if let Err(mpsc::SendError(w)) = self.queue.send(Waiting { write, reply }) {
-            return Ok(JobWrite::Alone(w.write));
+        match self.writers.send(write).await {
+            Ok(answer) => Ok(answer),
+            Err(Unanswered::Closed(w)) => Ok(JobWrite::Alone(w)),
+            Err(Unanswered::Stopped) => Err(StoreError::Internal("a job writer stopped".into())),
         }
-        answer
-            .await
-            .map_err(|_| StoreError::Internal("a job writer stopped".into()))
     }
 }
 
@@ -82,7 +72,7 @@ type PgPool = Pool<ConnectionManager<PgConnection>>;
 
 /// A write on a request already in the gathered group waits for this
 /// writer's next group: one statement updates a row once.
-fn write_groups(pool: &PgPool, waiting: &Mutex<mpsc::Receiver<Waiting>>) {
+fn write_groups(pool: &PgPool, waiting: &Queue<SeenWrite, JobWrite>) {
     let mut carried: Vec<Waiting> = Vec::new();
     loop {
         let mut gathered = std::mem::take(&mut carried);
@@ -112,7 +102,7 @@ fn write_groups(pool: &PgPool, waiting: &Mutex<mpsc::Receiver<Waiting>>) {
         let mut requests = HashSet::new();
         let (group, later): (Vec<Waiting>, Vec<Waiting>) = gathered
             .into_iter()
-            .partition(|w| requests.insert(w.write.request_id().to_owned()));
+            .partition(|w| requests.insert(w.item.request_id().to_owned()));
         carried = later;
         write_group(pool, group);
     }
@@ -123,7 +113,7 @@ fn write_groups(pool: &PgPool, waiting: &Mutex<mpsc::Receiver<Waiting>>) {
 /// small, and a small pool must not lose its connections to idle writers.
 fn write_group(pool: &PgPool, group: Vec<Waiting>) {
     let (writes, replies): (Vec<SeenWrite>, Vec<_>) =
-        group.into_iter().map(|w| (w.write, w.reply)).unzip();
+        group.into_iter().map(|w| (w.item, w.reply)).unzip();
     let mut c = match pool.get() {
         Ok(c) => c,
         Err(e) => {

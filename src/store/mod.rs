@@ -11,6 +11,7 @@ pub mod audit;
 pub mod db;
 pub mod error;
 pub mod facebook;
+mod group_writers;
 pub mod job_writes;
 pub mod jobs;
 pub mod key_cache;

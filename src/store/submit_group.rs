@@ -13,11 +13,12 @@
 //! statement fails (a deadlock between two groups, say): grouping never
 //! changes an answer, only what it costs.
 
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::PgConnection;
 
+use super::group_writers::{self, GroupWriters, Queue, Unanswered};
 use super::requests::{self, Guarded, Submitted};
 use super::StoreError;
 
@@ -38,39 +39,30 @@ pub enum Grouped {
     Alone(Guarded),
 }
 
-struct Waiting {
-    submission: Guarded,
-    reply: tokio::sync::oneshot::Sender<Result<Grouped, StoreError>>,
-}
+type Waiting = group_writers::Waiting<Guarded, Result<Grouped, StoreError>>;
 
 /// The queue the writer threads serve. They stop when it is dropped.
 pub(super) struct SubmitGroups {
-    queue: mpsc::Sender<Waiting>,
+    writers: GroupWriters<Guarded, Result<Grouped, StoreError>>,
 }
 
 impl SubmitGroups {
     pub(super) fn start(pool: PgPool) -> Result<Self, StoreError> {
-        let (queue, waiting) = mpsc::channel();
-        let waiting = Arc::new(Mutex::new(waiting));
-        for n in 0..WRITERS {
-            let (pool, waiting) = (pool.clone(), waiting.clone());
-            std::thread::Builder::new()
-                .name(format!("lethe-pg-submit-{n}"))
-                .spawn(move || write_groups(&pool, &waiting))
-                .map_err(|e| StoreError::Internal(format!("starting a submission writer: {e}")))?;
-        }
-        Ok(Self { queue })
+        let writers = GroupWriters::start(WRITERS, "lethe-pg-submit", move |waiting| {
+            write_groups(&pool, waiting)
+        })?;
+        Ok(Self { writers })
     }
 
     /// Wait for `submission`'s group to be written (see the module's note).
     pub(super) async fn submit(&self, submission: Guarded) -> Result<Grouped, StoreError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        if let Err(mpsc::SendError(w)) = self.queue.send(Waiting { submission, reply }) {
-            return Ok(Grouped::Alone(w.submission));
+        match self.writers.send(submission).await {
+            Ok(answer) => answer,
+            Err(Unanswered::Closed(s)) => Ok(Grouped::Alone(s)),
+            Err(Unanswered::Stopped) => {
+                Err(StoreError::Internal("a submission writer stopped".into()))
+            }
         }
-        answer
-            .await
-            .map_err(|_| StoreError::Internal("a submission writer stopped".into()))?
     }
 }
 
@@ -81,7 +73,7 @@ type PgPool = Pool<ConnectionManager<PgConnection>>;
 /// it stay with that connection, so two connections carry them instead of
 /// every one in the pool. A group that failed gives its connection up (it
 /// may be broken); the next takes a fresh one.
-fn write_groups(pool: &PgPool, waiting: &Mutex<mpsc::Receiver<Waiting>>) {
+fn write_groups(pool: &PgPool, waiting: &Queue<Guarded, Result<Grouped, StoreError>>) {
     let mut conn = None;
     loop {
         let group = {
@@ -106,7 +98,7 @@ fn write_group(
     group: Vec<Waiting>,
 ) {
     let (submissions, replies): (Vec<Guarded>, Vec<_>) =
-        group.into_iter().map(|w| (w.submission, w.reply)).unzip();
+        group.into_iter().map(|w| (w.item, w.reply)).unzip();
     let c = match conn {
         Some(c) => c,
         None => match pool.get() {
