@@ -15,7 +15,7 @@ use crate::domain::audit::Actor;
 use crate::domain::target::CallStatus;
 use crate::domain::{deadline, signature, Event, RequestId, RequestState};
 use crate::jobs::erasure::complete_if_done;
-use crate::store::requests::{self, Change};
+use crate::store::requests::{self, Change, Note};
 use crate::store::{receipts, targets, StoreError};
 
 fn request_not_found(e: StoreError) -> ApiError {
@@ -99,15 +99,15 @@ pub async fn confirm(
             let call = targets::call(conn, id, &target_id)?;
             if call.status() != CallStatus::Confirmed {
                 targets::record(conn, id, &target_id, CallStatus::Confirmed, None, None, now)?;
-                requests::note_held(
-                    conn,
-                    &mut held,
-                    "target_confirmed",
-                    &Actor::system("target"),
-                    Some(serde_json::json!({ "target_id": target_id, "late": true }).to_string()),
+                let detail = serde_json::json!({ "target_id": target_id, "late": true });
+                let note = Note {
+                    what: "target_confirmed",
+                    actor: &Actor::system("target"),
+                    detail: Some(detail.to_string()),
                     now,
-                    None,
-                )?;
+                    finish: None,
+                };
+                requests::note_held(conn, &mut held, note)?;
                 complete_if_done(conn, &mut held, id, &workflow, now)?;
             }
             let call = targets::call(conn, id, &target_id)?;

@@ -20,7 +20,7 @@ use crate::domain::RequestState;
 use crate::email::owner_texts::{owner_texts, OwnerTexts};
 use crate::email::views::{date, date_time};
 use crate::jobs::erasure::{complete_if_done, fail};
-use crate::store::requests;
+use crate::store::requests::{self, Note};
 use crate::store::target_links::{self, OwnerLink};
 use crate::store::targets::{self, CallRow, TargetRow};
 use crate::store::{tenants, Conn, StoreError};
@@ -307,15 +307,15 @@ pub async fn report(
                 return Ok(Reported::NotOpen(Standing::Settled, l.locale()));
             }
             let actor = Actor::new(ActorKind::TargetOwner, format!("link:{}", l.link.id));
-            requests::note_held(
-                conn,
-                &mut held,
+            let detail = serde_json::json!({ "target_id": target_id, "manual": true });
+            let note = Note {
                 what,
-                &actor,
-                Some(serde_json::json!({ "target_id": target_id, "manual": true }).to_string()),
+                actor: &actor,
+                detail: Some(detail.to_string()),
                 now,
-                None,
-            )?;
+                finish: None,
+            };
+            requests::note_held(conn, &mut held, note)?;
             match report {
                 OwnerReport::Erased => {
                     complete_if_done(conn, &mut held, id, &workflow, now)?;

@@ -15,7 +15,7 @@ use crate::email::SendError;
 use crate::store::approvals::{self, LinkTarget};
 use crate::store::job_writes::JobWrite;
 use crate::store::jobs::JobRow;
-use crate::store::requests::Seen;
+use crate::store::requests::{Note, Seen};
 use crate::store::{requests, tenants, Backend, StoreError};
 
 fn mail_error(e: SendError) -> JobError {
@@ -61,15 +61,14 @@ pub(super) async fn note_all(
                 let mut held = requests::hold(conn, tenant, *id)?;
                 // The job ends with the last note.
                 let end = finish.as_ref().filter(|_| i + 1 == ids.len());
-                requests::note_held(
-                    conn,
-                    &mut held,
+                let note = Note {
                     what,
-                    &Actor::system("worker"),
-                    Some(detail.clone()),
+                    actor: &Actor::system("worker"),
+                    detail: Some(detail.clone()),
                     now,
-                    end.map(Finish::end),
-                )?;
+                    finish: end.map(Finish::end),
+                };
+                requests::note_held(conn, &mut held, note)?;
             }
             match &finish {
                 Some(f) if ids.is_empty() => f.record(conn),
@@ -110,15 +109,14 @@ pub(super) async fn note_seen(
     let detail = detail.to_string();
     let mut moved = false;
     if ctx.store.backend() == Backend::Postgres {
-        let now = crate::domain::deadline::now();
-        let planned = requests::plan_note(
-            &seen,
+        let note = Note {
             what,
-            &Actor::system("worker"),
-            Some(detail.clone()),
-            now,
-            Some(finish.end()),
-        );
+            actor: &Actor::system("worker"),
+            detail: Some(detail.clone()),
+            now: crate::domain::deadline::now(),
+            finish: Some(finish.end()),
+        };
+        let planned = requests::plan_note(&seen, note);
         match planned.map(|w| ctx.store.write_seen(w)) {
             Ok(write) => match write.await {
                 Ok(JobWrite::Written(_)) => return Done::Recorded,
@@ -134,12 +132,17 @@ pub(super) async fn note_seen(
     let written = ctx
         .store
         .write_self_contained(move |conn| {
-            let (actor, now) = (Actor::system("worker"), crate::domain::deadline::now());
-            let end = Some(finish.end());
+            let note = Note {
+                what,
+                actor: &Actor::system("worker"),
+                detail: Some(detail),
+                now: crate::domain::deadline::now(),
+                finish: Some(finish.end()),
+            };
             if moved {
-                requests::note_moved(conn, seen.id()?, what, &actor, Some(detail), now, end)
+                requests::note_moved(conn, seen.id()?, note)
             } else {
-                requests::note_seen(conn, &seen, what, &actor, Some(detail), now, end)
+                requests::note_seen(conn, &seen, note)
             }
         })
         .await;

@@ -15,7 +15,7 @@ use crate::email::views;
 use crate::email::SendError;
 use crate::store::job_writes::JobWrite;
 use crate::store::jobs::{self, JobRow};
-use crate::store::requests::{self, Change, Held};
+use crate::store::requests::{self, Change, Held, Note};
 use crate::store::{receipts, targets, tenants, Backend, StoreError};
 
 const USER_AGENT: &str = concat!("lethe/", env!("CARGO_PKG_VERSION"));
@@ -375,15 +375,14 @@ pub(super) async fn call_target(
                 if let Some(what) = what {
                     // The job ends with the note (`finish` is there exactly
                     // when `what` is).
-                    requests::note_held(
-                        conn,
-                        &mut held,
+                    let note = Note {
                         what,
-                        &Actor::system("worker"),
-                        Some(detail),
+                        actor: &Actor::system("worker"),
+                        detail: Some(detail),
                         now,
-                        finish.as_ref().map(Finish::end),
-                    )?;
+                        finish: finish.as_ref().map(Finish::end),
+                    };
+                    requests::note_held(conn, &mut held, note)?;
                 }
                 match answer {
                     Answer::Erased => {
@@ -551,15 +550,16 @@ pub(super) async fn scrub(
                 return finish.record(conn);
             }
             match requests::scrub(conn, id, now)? {
-                Some(mut held) => requests::note_held(
-                    conn,
-                    &mut held,
-                    requests::SCRUBBED,
-                    &Actor::system("worker"),
-                    Some("{}".to_owned()),
-                    now,
-                    Some(finish.end()),
-                ),
+                Some(mut held) => {
+                    let note = Note {
+                        what: requests::SCRUBBED,
+                        actor: &Actor::system("worker"),
+                        detail: Some("{}".to_owned()),
+                        now,
+                        finish: Some(finish.end()),
+                    };
+                    requests::note_held(conn, &mut held, note)
+                }
                 None => finish.record(conn),
             }
         })

@@ -780,8 +780,21 @@ pub fn scrub(
     Ok(row.map(|row| Held { row }))
 }
 
-/// Record something that happened to a request without changing its state
-/// (an email sent, a reminder, an escalation), chained like any event.
+/// An event to record on a request without changing its state (an email
+/// sent, a reminder, an escalation, a target's answer), by whom, when, and
+/// the claimed job (id, when) the same write marks finished, if any.
+#[derive(Debug, Clone)]
+pub struct Note<'a> {
+    pub what: &'a str,
+    pub actor: &'a Actor,
+    /// The event's detail, as JSON text.
+    pub detail: Option<String>,
+    pub now: DateTime<Utc>,
+    pub finish: Option<(&'a str, DateTime<Utc>)>,
+}
+
+/// Record something that happened to a request without changing its state,
+/// chained like any event.
 pub fn note(
     conn: &mut Conn<'_>,
     tenant: TenantId,
@@ -792,7 +805,14 @@ pub fn note(
     now: DateTime<Utc>,
 ) -> Result<ErasureRequest, StoreError> {
     let mut held = hold(conn, tenant, id)?;
-    note_held(conn, &mut held, what, actor, detail, now, None)?;
+    let note = Note {
+        what,
+        actor,
+        detail,
+        now,
+        finish: None,
+    };
+    note_held(conn, &mut held, note)?;
     held.request()
 }
 
@@ -801,26 +821,16 @@ pub fn note(
 fn note_row(
     conn: &mut Conn<'_>,
     row: RequestRow,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
+    note: Note<'_>,
 ) -> Result<RequestRow, StoreError> {
-    note_if_unmoved(conn, &row, what, actor, detail, now, finish)?.ok_or(StoreError::Conflict(
+    note_if_unmoved(conn, &row, note)?.ok_or(StoreError::Conflict(
         "the request changed meanwhile, try again",
     ))
 }
 
 /// A note on `row`: its audit event, chained onto the row's head in its
 /// state, and the row with that event as its head.
-fn noted(
-    row: &RequestRow,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<(AuditRow, RequestRow), StoreError> {
+fn noted(row: &RequestRow, note: Note<'_>) -> Result<(AuditRow, RequestRow), StoreError> {
     let (tenant, id) = row.ids()?;
     let state = row.state()?;
     let ev = audit::chain_event(
@@ -830,11 +840,11 @@ fn noted(
         EventSpec {
             from_state: Some(state.as_str()),
             to_state: state.as_str(),
-            event: what,
-            actor,
-            detail,
+            event: note.what,
+            actor: note.actor,
+            detail: note.detail,
         },
-        now,
+        note.now,
     );
     let after = RequestRow {
         audit_seq: ev.seq,
@@ -850,33 +860,25 @@ fn noted(
 fn note_if_unmoved(
     conn: &mut Conn<'_>,
     row: &RequestRow,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
+    note: Note<'_>,
 ) -> Result<Option<RequestRow>, StoreError> {
-    let write = plan_note_on(row, what, actor, detail, now, finish)?;
+    let write = plan_note_on(row, note)?;
     Ok(write.run(conn)?.then_some(write.after))
 }
 
 /// The note of [`note_if_unmoved`], planned, to be written alone or with a
 /// group of others.
-fn plan_note_on(
-    row: &RequestRow,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<SeenWrite, StoreError> {
-    let (ev, after) = noted(row, what, actor, detail, now)?;
+fn plan_note_on(row: &RequestRow, note: Note<'_>) -> Result<SeenWrite, StoreError> {
+    let finish = note
+        .finish
+        .map(|(job, at)| (job.to_owned(), at.naive_utc()));
+    let (ev, after) = noted(row, note)?;
     Ok(SeenWrite {
         before: row.clone(),
         after,
         events: vec![ev],
         jobs: Vec::new(),
-        finish: finish.map(|(job, at)| (job.to_owned(), at.naive_utc())),
+        finish,
         scrub: false,
         call: None,
         moves: None,

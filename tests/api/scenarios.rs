@@ -1003,7 +1003,8 @@ pub async fn a_note_on_a_request_that_moved_meanwhile_goes_on_its_new_head(app: 
         async move {
             store
                 .write_self_contained(move |c| {
-                    requests::note_seen(c, &seen, what, &Actor::system("test"), None, now, None)
+                    let actor = Actor::system("test");
+                    requests::note_seen(c, &seen, note(what, &actor, now))
                 })
                 .await
                 .unwrap()
@@ -1082,7 +1083,7 @@ pub async fn notes_written_together_land_once_each_on_their_own_heads(app: TestA
                 .await
                 .unwrap();
             let write =
-                requests::plan_note(&seen, what, &Actor::system("test"), None, now, None).unwrap();
+                requests::plan_note(&seen, note(what, &Actor::system("test"), now)).unwrap();
             let store = app.store.clone();
             writes.push(async move { (rid, what, store.write_seen(write).await.unwrap()) });
         }
@@ -1102,10 +1103,10 @@ pub async fn notes_written_together_land_once_each_on_their_own_heads(app: TestA
             .write_self_contained(move |c| {
                 let actor = Actor::system("test");
                 if moved {
-                    requests::note_moved(c, rid, what, &actor, None, now, None)
+                    requests::note_moved(c, rid, note(what, &actor, now))
                 } else {
                     let seen = requests::get_seen_any(c, rid)?;
-                    requests::note_seen(c, &seen, what, &actor, None, now, None)
+                    requests::note_seen(c, &seen, note(what, &actor, now))
                 }
             })
             .await
@@ -1315,4 +1316,19 @@ pub async fn a_decision_on_a_link_or_request_that_moved_meanwhile_writes_nothing
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
+}
+
+/// A test's note: no detail, no job to finish.
+fn note<'a>(
+    what: &'a str,
+    actor: &'a lethe::domain::audit::Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> lethe::store::requests::Note<'a> {
+    lethe::store::requests::Note {
+        what,
+        actor,
+        detail: None,
+        now,
+        finish: None,
+    }
 }

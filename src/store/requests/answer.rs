@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::chained::{OwnedCall, SeenWrite};
-use super::{er, noted, plan_change, plans_offline, Change, Known, RequestRow, Seen};
+use super::{er, noted, plan_change, plans_offline, Change, Known, Note, RequestRow, Seen};
 use crate::domain::audit::Actor;
 use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::state::transition;
@@ -155,10 +155,13 @@ pub fn plan_answer(
     let state = row.state()?;
     let (note, noted) = noted(
         row,
-        answer.what,
-        &Actor::system("worker"),
-        answer.detail,
-        now,
+        Note {
+            what: answer.what,
+            actor: &Actor::system("worker"),
+            detail: answer.detail,
+            now,
+            finish: None,
+        },
     )?;
     let targets = Actor::system("targets");
     let follows = match answer.status {

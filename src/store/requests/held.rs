@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::{apply_row, er, note_row, Change, RequestRow};
-use crate::domain::audit::Actor;
+use super::{apply_row, er, note_row, Change, Note, RequestRow};
 use crate::domain::outbox::WorkflowPolicy;
 use crate::domain::request::ErasureRequest;
 use crate::domain::{RequestId, RequestState, TenantId};
@@ -78,17 +77,9 @@ pub fn apply_held(
     held.request()
 }
 
-/// Record an event on a held request (see [`note`]); with `finish`, mark
-/// that claimed job finished (id, when) in the same write.
-pub fn note_held(
-    conn: &mut Conn<'_>,
-    held: &mut Held,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<(), StoreError> {
-    held.row = note_row(conn, held.row.clone(), what, actor, detail, now, finish)?;
+/// Record an event on a held request (see [`note`]); with `note.finish`,
+/// mark that claimed job finished in the same write.
+pub fn note_held(conn: &mut Conn<'_>, held: &mut Held, note: Note<'_>) -> Result<(), StoreError> {
+    held.row = note_row(conn, held.row.clone(), note)?;
     Ok(())
 }

@@ -1,13 +1,11 @@
 //! A request as a job read it before acting, and the note it records on it
 //! afterwards.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::{
-    er, hold_any, load_row, note_held, note_if_unmoved, plan_note_on, RequestRow, SeenWrite,
+    er, hold_any, load_row, note_held, note_if_unmoved, plan_note_on, Note, RequestRow, SeenWrite,
 };
-use crate::domain::audit::Actor;
 use crate::domain::request::ErasureRequest;
 use crate::domain::tenant::Tenant;
 use crate::domain::{RequestId, TenantId};
@@ -98,65 +96,42 @@ pub fn get_seen(conn: &mut Conn<'_>, tenant: TenantId, id: RequestId) -> Result<
     })
 }
 
-/// Record an event on a request read earlier (see [`note`]); with `finish`,
-/// mark that claimed job finished in the same write. If the request is still
-/// as it was seen, that is one statement on PostgreSQL, which needs no
-/// transaction around it (`Store::write_self_contained`); if it moved, it is
-/// read again and the note tried once more on it as it is now (two
-/// statements: a request moved by one write meanwhile, such as the decision
-/// on the link an approval email carries, racing that email's note); if it
-/// moved again, the request is held and the event chained onto it,
-/// atomically.
-pub fn note_seen(
-    conn: &mut Conn<'_>,
-    seen: &Seen,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<(), StoreError> {
-    if note_if_unmoved(conn, &seen.row, what, actor, detail.clone(), now, finish)?.is_some() {
+/// Record an event on a request read earlier (see [`note`]); with
+/// `note.finish`, mark that claimed job finished in the same write. If the
+/// request is still as it was seen, that is one statement on PostgreSQL,
+/// which needs no transaction around it (`Store::write_self_contained`); if
+/// it moved, it is read again and the note tried once more on it as it is
+/// now (two statements: a request moved by one write meanwhile, such as the
+/// decision on the link an approval email carries, racing that email's
+/// note); if it moved again, the request is held and the event chained onto
+/// it, atomically.
+pub fn note_seen(conn: &mut Conn<'_>, seen: &Seen, note: Note<'_>) -> Result<(), StoreError> {
+    if note_if_unmoved(conn, &seen.row, note.clone())?.is_some() {
         return Ok(());
     }
     let (_, id) = seen.row.ids()?;
-    note_moved(conn, id, what, actor, detail, now, finish)
+    note_moved(conn, id, note)
 }
 
 /// [`note_seen`]'s note, planned on the request as seen, to be written with
 /// a group of others (`Store::write_seen`) or alone.
-pub fn plan_note(
-    seen: &Seen,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<SeenWrite, StoreError> {
-    plan_note_on(&seen.row, what, actor, detail, now, finish)
+pub fn plan_note(seen: &Seen, note: Note<'_>) -> Result<SeenWrite, StoreError> {
+    plan_note_on(&seen.row, note)
 }
 
 /// The rest of [`note_seen`] once its note found the request moved since it
 /// was seen: read it again and try once more (PostgreSQL), then hold it.
-pub fn note_moved(
-    conn: &mut Conn<'_>,
-    id: RequestId,
-    what: &str,
-    actor: &Actor,
-    detail: Option<String>,
-    now: DateTime<Utc>,
-    finish: Option<(&str, DateTime<Utc>)>,
-) -> Result<(), StoreError> {
+pub fn note_moved(conn: &mut Conn<'_>, id: RequestId, note: Note<'_>) -> Result<(), StoreError> {
     // Inside a transaction (SQLite's writer) nothing moves it meanwhile:
     // the retry is for PostgreSQL's statements on their own.
     if conn.backend() == crate::store::Backend::Postgres {
         let again = get_seen_any(conn, id)?;
-        if note_if_unmoved(conn, &again.row, what, actor, detail.clone(), now, finish)?.is_some() {
+        if note_if_unmoved(conn, &again.row, note.clone())?.is_some() {
             return Ok(());
         }
     }
     conn.atomic(|c| {
         let mut held = hold_any(c, id)?;
-        note_held(c, &mut held, what, actor, detail, now, finish)
+        note_held(c, &mut held, note)
     })
 }
