@@ -13,7 +13,7 @@ use crate::domain::{BatchId, RequestId, RequestState, TenantId};
 use crate::email::views::{self, ApprovalMail};
 use crate::email::SendError;
 use crate::store::approvals::{self, LinkTarget};
-use crate::store::job_writes::JobWrite;
+use crate::store::job_writes::{JobWrite, LinkWrite};
 use crate::store::jobs::JobRow;
 use crate::store::requests::{Note, Seen};
 use crate::store::{requests, tenants, Backend, StoreError};
@@ -186,13 +186,14 @@ async fn mail_link(
     let expires_at = now + Duration::days(i64::from(ctx.workflow.link_ttl_days));
     let digest = token.digest();
     let tenant_id = tenant.id;
-    let link_id = ctx
-        .store
-        // One statement on PostgreSQL: no transaction around it.
-        .write_self_contained(move |conn| {
-            approvals::create(conn, tenant_id, target, &digest, now, expires_at)
-        })
-        .await?;
+    let row = approvals::plan(tenant_id, target, &digest, now, expires_at);
+    let link_id = row.id.clone();
+    if let LinkWrite::Alone(row) = ctx.store.write_link(row).await? {
+        ctx.store
+            // One statement on PostgreSQL: no transaction around it.
+            .write_self_contained(move |conn| approvals::insert(conn, &row))
+            .await?;
+    }
     let link = ctx
         .public_url
         .join(&format!("approvals/{}", token.expose()))

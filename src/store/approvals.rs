@@ -70,6 +70,32 @@ impl LinkRow {
     }
 }
 
+/// A new link's row (its digest only), to store with [`insert`] or with a
+/// group of jobs' writes (`Store::write_link`).
+pub fn plan(
+    tenant: TenantId,
+    target: LinkTarget,
+    digest: &SecretDigest,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> LinkRow {
+    let (request_id, batch_id) = match target {
+        LinkTarget::Request(r) => (Some(r.to_string()), None),
+        LinkTarget::Batch(b) => (None, Some(b.to_string())),
+    };
+    LinkRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: tenant.to_string(),
+        token_hash: digest.as_str().to_owned(),
+        request_id,
+        batch_id,
+        created_at: now.naive_utc(),
+        expires_at: expires_at.naive_utc(),
+        used_at: None,
+        voided_at: None,
+    }
+}
+
 /// Store a new link (its digest only), voiding the target's live links: one
 /// statement on PostgreSQL (so it needs no transaction around it, see
 /// `Store::write_self_contained`), two in SQLite's writer transaction.
@@ -81,44 +107,37 @@ pub fn create(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<String, StoreError> {
-    let (request_id, batch_id) = match target {
-        LinkTarget::Request(r) => (Some(r.to_string()), None),
-        LinkTarget::Batch(b) => (None, Some(b.to_string())),
-    };
-    let row = LinkRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: tenant.to_string(),
-        token_hash: digest.as_str().to_owned(),
-        request_id,
-        batch_id,
-        created_at: now.naive_utc(),
-        expires_at: expires_at.naive_utc(),
-        used_at: None,
-        voided_at: None,
-    };
+    let row = plan(tenant, target, digest, now, expires_at);
+    insert(conn, &row)?;
+    Ok(row.id)
+}
+
+/// Store the link [`plan`] made, voiding its target's live links (as
+/// [`create`]).
+pub fn insert(conn: &mut Conn<'_>, row: &LinkRow) -> Result<(), StoreError> {
     match conn {
         Conn::Pg(c) => {
             match (&row.request_id, &row.batch_id) {
-                (Some(_), _) => VoidAndInsert::<false> { row: &row }.execute(&mut **c)?,
-                _ => VoidAndInsert::<true> { row: &row }.execute(&mut **c)?,
+                (Some(_), _) => VoidAndInsert::<false> { row }.execute(&mut **c)?,
+                _ => VoidAndInsert::<true> { row }.execute(&mut **c)?,
             };
         }
         Conn::Sqlite(c) => {
             let q = diesel::update(al::table)
                 .filter(al::used_at.is_null())
                 .filter(al::voided_at.is_null())
-                .set(al::voided_at.eq(now.naive_utc()));
+                .set(al::voided_at.eq(row.created_at));
             match (&row.request_id, &row.batch_id) {
                 (Some(r), _) => q.filter(al::request_id.eq(r)).execute(&mut **c)?,
                 (_, Some(b)) => q.filter(al::batch_id.eq(b)).execute(&mut **c)?,
                 _ => 0,
             };
             diesel::insert_into(al::table)
-                .values(&row)
+                .values(row)
                 .execute(&mut **c)?;
         }
     }
-    Ok(row.id)
+    Ok(())
 }
 
 /// PostgreSQL: void the live links of the new link's request (or, with

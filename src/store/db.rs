@@ -9,7 +9,8 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
-use super::job_writes::{JobWrite, JobWrites};
+use super::approvals::LinkRow;
+use super::job_writes::{JobWrite, JobWrites, LinkWrite};
 use super::requests::Guarded;
 use super::requests::SeenWrite;
 use super::submit_group::{Grouped, SubmitGroups};
@@ -579,6 +580,18 @@ impl Store {
                 answer
             }
             None => Ok(JobWrite::Alone(write)),
+        }
+    }
+
+    /// Store a new approval link ([`crate::store::approvals::plan`]) before
+    /// an email carries it: on PostgreSQL with the jobs' writes waiting (see
+    /// [`crate::store::job_writes`]), as one statement. A link for a batch,
+    /// and every link on SQLite, comes back [`LinkWrite::Alone`], to be
+    /// stored with `approvals::insert`.
+    pub async fn write_link(&self, link: LinkRow) -> Result<LinkWrite, StoreError> {
+        match &self.job_writes {
+            Some(groups) => groups.link(link).await,
+            None => Ok(LinkWrite::Alone(link)),
         }
     }
 

@@ -39,6 +39,7 @@ on_both_backends!(
     eu_submission_awaits_approval_and_queues_the_email,
     a_note_on_a_request_that_moved_meanwhile_goes_on_its_new_head,
     notes_written_together_land_once_each_on_their_own_heads,
+    links_written_together_leave_one_usable_link_per_request,
     a_decision_on_a_link_or_request_that_moved_meanwhile_writes_nothing,
     non_eu_submission_goes_straight_to_erasing,
     idempotent_replay_returns_the_same_request_and_one_row,

@@ -1144,6 +1144,124 @@ pub async fn notes_written_together_land_once_each_on_their_own_heads(app: TestA
     );
 }
 
+/// New approval links written at once, three for each of eight requests
+/// and a job's note on each beside them: on PostgreSQL they go with the
+/// jobs' writes as groups of one statement each (`store::job_writes`), never
+/// two links for one request in one group; on SQLite every one is stored
+/// alone. Either way each request is left with one usable link (each new
+/// one voids those stored before it) and its others answer 410; the notes
+/// land.
+pub async fn links_written_together_leave_one_usable_link_per_request(app: TestApp) {
+    use lethe::domain::approval::TOKEN_PREFIX;
+    use lethe::domain::audit::Actor;
+    use lethe::domain::secret::Secret;
+    use lethe::domain::TenantId;
+    use lethe::store::approvals::{self, LinkTarget};
+    use lethe::store::job_writes::{JobWrite, LinkWrite};
+    use lethe::store::{audit, requests, Backend};
+    let t = app.create_tenant("privacy_contact").await;
+    let tid: TenantId = t.id.parse().unwrap();
+    let mut ids: Vec<RequestId> = Vec::new();
+    for i in 0..8 {
+        let r = app
+            .submit(&t, &json!({ "subject_id": format!("links-{i}") }))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        ids.push(id_of(&r.json().await.unwrap()).parse().unwrap());
+    }
+    let now = lethe::domain::deadline::now();
+    let expires = now + chrono::Duration::days(7);
+    let (mut links, mut notes, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+    for &rid in &ids {
+        let seen = app
+            .store
+            .read(move |c| requests::get_seen_any(c, rid))
+            .await
+            .unwrap();
+        let write = requests::plan_note(&seen, note("links_noted", &Actor::system("test"), now));
+        let store = app.store.clone();
+        notes.push(async move { store.write_seen(write.unwrap()).await.unwrap() });
+        for _ in 0..3 {
+            let secret = Secret::generate(TOKEN_PREFIX);
+            let row = approvals::plan(
+                tid,
+                LinkTarget::Request(rid),
+                &secret.digest(),
+                now,
+                expires,
+            );
+            tokens.push((rid, row.id.clone(), secret.expose().to_owned()));
+            let store = app.store.clone();
+            links.push(async move {
+                match store.write_link(row).await.unwrap() {
+                    LinkWrite::Written => true,
+                    LinkWrite::Alone(row) => {
+                        store
+                            .write_self_contained(move |c| approvals::insert(c, &row))
+                            .await
+                            .unwrap();
+                        false
+                    }
+                }
+            });
+        }
+    }
+    let (links, notes) = futures::join!(
+        futures::future::join_all(links),
+        futures::future::join_all(notes)
+    );
+    let grouped = links.iter().filter(|&&g| g).count();
+    let notes_grouped = notes
+        .iter()
+        .filter(|n| matches!(n, JobWrite::Written(_)))
+        .count();
+    match app.store.backend() {
+        Backend::Postgres => assert_eq!((grouped, notes_grouped), (24, 8)),
+        Backend::Sqlite => assert_eq!((grouped, notes_grouped), (0, 0)),
+    }
+    for &rid in &ids {
+        if app.store.backend() == Backend::Sqlite {
+            let seen = app
+                .store
+                .read(move |c| requests::get_seen_any(c, rid))
+                .await
+                .unwrap();
+            app.store
+                .write_self_contained(move |c| {
+                    let actor = Actor::system("test");
+                    requests::note_seen(c, &seen, note("links_noted", &actor, now))
+                })
+                .await
+                .unwrap();
+        }
+        let mut usable = Vec::new();
+        for (_, link, token) in tokens.iter().filter(|(r, _, _)| *r == rid) {
+            let r = app
+                .client
+                .get(app.url(&format!("/approvals/{token}")))
+                .send()
+                .await
+                .unwrap();
+            match r.status() {
+                StatusCode::OK => usable.push(link.clone()),
+                StatusCode::GONE => {}
+                other => panic!("link {link}: {other}"),
+            }
+        }
+        assert_eq!(usable.len(), 1, "request {rid}: usable {usable:?}");
+        let events = app
+            .store
+            .read(move |c| audit::for_request(c, tid, rid))
+            .await
+            .unwrap();
+        assert_eq!(
+            events.iter().filter(|e| e.event == "links_noted").count(),
+            1,
+            "{events:?}"
+        );
+    }
+}
+
 /// A decision on a link for one request is written on the link and the
 /// request as read, and only if neither moved since: an event on the
 /// request, or a new link voiding the old one, in between, and it writes

@@ -7,8 +7,13 @@
 //! answers which of them it wrote; one it did not moved meanwhile and wrote
 //! nothing at all.
 //!
+//! New approval links for single requests go with them: each voids its
+//! request's live links and is inserted, whatever the rows' compare-and-sets
+//! come to (as `approvals::insert` alone).
+//!
 //! No two writes in a group may be on the same request (the writer that
-//! gathers them sees to that): one `UPDATE` changes a row once.
+//! gathers them sees to that): one `UPDATE` changes a row once, and two new
+//! links for one request in one statement would both stay live.
 //!
 //! One statement is atomic, so there is no transaction around it, and the
 //! group commits once. Its text never changes (every column is an array), so
@@ -24,6 +29,7 @@ use diesel::{QueryResult, RunQueryDsl};
 use super::chained::SeenWrite;
 use super::unnest::{EventColumns, JobColumns};
 use crate::domain::target::CallStatus;
+use crate::store::approvals::LinkRow;
 use crate::store::jobs::JobRow;
 use crate::store::targets;
 
@@ -64,13 +70,26 @@ JOIN req ON req.id = c.request_id WHERE target_calls.request_id = c.request_id \
 AND target_calls.target_id = c.target_id AND target_calls.status <> 'confirmed' \
 AND target_calls.request_id = ANY(";
 const SQL_CALLS_ANY: &str = "))";
+/// The new links' requests' live links voided, as `approvals::insert` does
+/// (the inserted rows are not in the statement's snapshot, so they stay).
+const SQL_VOID: &str = ", voided AS (UPDATE approval_links SET voided_at = v.at FROM unnest(";
+const SQL_VOID_END: &str = ") AS v(request_id, at) WHERE approval_links.request_id = v.request_id \
+AND approval_links.used_at IS NULL AND approval_links.voided_at IS NULL \
+AND approval_links.request_id = ANY(";
+const SQL_LINKS: &str = ")), linked AS (INSERT INTO approval_links (id, tenant_id, token_hash, \
+request_id, created_at, expires_at) SELECT * FROM unnest(";
+const SQL_LINKS_END: &str = "))";
 const SQL_END: &str = " SELECT id FROM req";
 
-/// Write `group` as one statement: which of them it wrote, in order. No two
-/// may be on the same request.
-pub fn write(conn: &mut PgConnection, group: &[SeenWrite]) -> QueryResult<Vec<bool>> {
+/// Write `group` and store `links` (each for one request) as one statement:
+/// which of `group` it wrote, in order. No two may be on the same request.
+pub fn write(
+    conn: &mut PgConnection,
+    group: &[SeenWrite],
+    links: &[LinkRow],
+) -> QueryResult<Vec<bool>> {
     let jobs: Vec<JobRow> = group.iter().flat_map(|w| w.jobs.iter().cloned()).collect();
-    let written: HashSet<String> = WriteGroup::new(group, &jobs)
+    let written: HashSet<String> = WriteGroup::new(group, &jobs, links)
         .load::<String>(conn)?
         .into_iter()
         .collect();
@@ -109,10 +128,16 @@ struct WriteGroup<'a> {
     call_error: Vec<Option<String>>,
     call_confirmed_at: Vec<Option<chrono::NaiveDateTime>>,
     call_at: Vec<chrono::NaiveDateTime>,
+    link_id: Vec<&'a str>,
+    link_tenant: Vec<&'a str>,
+    link_token_hash: Vec<&'a str>,
+    link_request: Vec<Option<&'a str>>,
+    link_created_at: Vec<chrono::NaiveDateTime>,
+    link_expires_at: Vec<chrono::NaiveDateTime>,
 }
 
 impl<'a> WriteGroup<'a> {
-    fn new(group: &'a [SeenWrite], jobs: &'a [JobRow]) -> Self {
+    fn new(group: &'a [SeenWrite], jobs: &'a [JobRow], links: &'a [LinkRow]) -> Self {
         let before = || group.iter().map(|w| &w.before);
         let after = || group.iter().map(|w| &w.after);
         let finishes = || {
@@ -160,6 +185,12 @@ impl<'a> WriteGroup<'a> {
                 .map(|(_, c)| (c.status == CallStatus::Confirmed).then(|| c.at.naive_utc()))
                 .collect(),
             call_at: calls().map(|(_, c)| c.at.naive_utc()).collect(),
+            link_id: links.iter().map(|l| l.id.as_str()).collect(),
+            link_tenant: links.iter().map(|l| l.tenant_id.as_str()).collect(),
+            link_token_hash: links.iter().map(|l| l.token_hash.as_str()).collect(),
+            link_request: links.iter().map(|l| l.request_id.as_deref()).collect(),
+            link_created_at: links.iter().map(|l| l.created_at).collect(),
+            link_expires_at: links.iter().map(|l| l.expires_at).collect(),
         }
     }
 }
@@ -239,6 +270,25 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(SQL_CALLS_END);
         out.push_bind_param::<Array<Text>, _>(&self.call_request)?;
         out.push_sql(SQL_CALLS_ANY);
+        out.push_sql(SQL_VOID);
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.link_request)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.link_created_at)?;
+        out.push_sql(SQL_VOID_END);
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.link_request)?;
+        out.push_sql(SQL_LINKS);
+        out.push_bind_param::<Array<Text>, _>(&self.link_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.link_tenant)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.link_token_hash)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.link_request)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.link_created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.link_expires_at)?;
+        out.push_sql(SQL_LINKS_END);
         out.push_sql(SQL_END);
         Ok(())
     }
