@@ -96,24 +96,10 @@ pub fn plan(
     }
 }
 
-/// Store a new link (its digest only), voiding the target's live links: one
-/// statement on PostgreSQL (so it needs no transaction around it, see
-/// `Store::write_self_contained`), two in SQLite's writer transaction.
-pub fn create(
-    conn: &mut Conn<'_>,
-    tenant: TenantId,
-    target: LinkTarget,
-    digest: &SecretDigest,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> Result<String, StoreError> {
-    let row = plan(tenant, target, digest, now, expires_at);
-    insert(conn, &row)?;
-    Ok(row.id)
-}
-
-/// Store the link [`plan`] made, voiding its target's live links (as
-/// [`create`]).
+/// Store the link [`plan`] made (its digest only), voiding its target's
+/// live links: one statement on PostgreSQL (so it needs no transaction
+/// around it, see `Store::write_self_contained`), two in SQLite's writer
+/// transaction.
 pub fn insert(conn: &mut Conn<'_>, row: &LinkRow) -> Result<(), StoreError> {
     match conn {
         Conn::Pg(c) => {

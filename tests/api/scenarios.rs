@@ -1302,18 +1302,11 @@ pub async fn a_decision_on_a_link_or_request_that_moved_meanwhile_writes_nothing
         async move {
             let secret = Secret::generate(TOKEN_PREFIX);
             let digest = secret.digest();
-            let d = digest.clone();
-            let link = store
-                .write(move |c| {
-                    approvals::create(
-                        c,
-                        tid,
-                        LinkTarget::Request(rid),
-                        &d,
-                        now,
-                        now + chrono::Duration::days(7),
-                    )
-                })
+            let expires = now + chrono::Duration::days(7);
+            let row = approvals::plan(tid, LinkTarget::Request(rid), &digest, now, expires);
+            let link = row.id.clone();
+            store
+                .write(move |c| approvals::insert(c, &row))
                 .await
                 .unwrap();
             (link, digest, secret)
