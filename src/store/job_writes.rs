@@ -168,10 +168,13 @@ fn write_groups(pool: &PgPool, waiting: &Queue<Item, Answer>) {
             }
         }
         let mut requests = HashSet::new();
-        let (group, later): (Vec<Waiting>, Vec<Waiting>) = gathered
+        let (mut group, later): (Vec<Waiting>, Vec<Waiting>) = gathered
             .into_iter()
             .partition(|w| requests.insert(w.item.request_id().to_owned()));
         carried = later;
+        // Every group takes its rows in the same order, so two groups
+        // writing at once wait for each other rather than deadlock.
+        group.sort_unstable_by(|a, b| a.item.request_id().cmp(b.item.request_id()));
         write_group(pool, group);
     }
 }

@@ -5,8 +5,9 @@
 //! inserts and the job's end only if it matched. On SQLite it is the same
 //! writes one by one, inside the writer's transaction.
 //!
-//! The statement text never changes (events and jobs go in as arrays), so
-//! diesel prepares it once per connection and caches it.
+//! Events and jobs go in as arrays, so the statement's text depends only on
+//! which parts it has (jobs to add, a job to finish, a call, a decision):
+//! diesel prepares each of the few texts once per connection.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::pg::{Pg, PgConnection};
@@ -146,7 +147,7 @@ impl ChainedWrite<'_> {
     pub(super) fn run(&self, conn: &mut Conn<'_>) -> Result<bool, StoreError> {
         match conn {
             Conn::Pg(c) => {
-                // Three statement texts, each prepared once per connection.
+                // A few statement texts, each prepared once per connection.
                 let matched: i64 = match (&self.call, &self.decision) {
                     (None, None) => Statement::<false, false>::new(self).get_result(&mut **c)?,
                     (Some(_), None) => Statement::<true, false>::new(self).get_result(&mut **c)?,
@@ -298,9 +299,9 @@ const SQL_EVENTS: &str = " RETURNING id), ";
 const SQL_FINISH: &str = ", finished AS (UPDATE jobs SET finished_at = ";
 const SQL_FINISH_WHERE: &str = ", lease_until = NULL, locked_by = NULL \
 FROM req WHERE jobs.id = ";
-const SQL_END: &str = ") SELECT count(*) FROM req";
+const SQL_END: &str = " SELECT count(*) FROM req";
 /// The answer on the call row, as `targets::record` writes it.
-const SQL_CALL: &str = "), called AS (UPDATE target_calls SET status = ";
+const SQL_CALL: &str = ", called AS (UPDATE target_calls SET status = ";
 const SQL_CALL_WHERE: &str = " FROM req WHERE target_calls.request_id = req.id \
 AND target_calls.target_id = ";
 const SQL_CALL_END: &str = " AND target_calls.status <> 'confirmed'";
@@ -349,9 +350,12 @@ impl<const CALL: bool, const DECIDE: bool> Query for Statement<'_, CALL, DECIDE>
     type SqlType = BigInt;
 }
 
+/// No id of its type: its text also varies with whether there are jobs to
+/// add and one to finish, so diesel keys its prepared statements by the
+/// text.
 impl<const CALL: bool, const DECIDE: bool> QueryId for Statement<'_, CALL, DECIDE> {
-    type QueryId = Statement<'static, CALL, DECIDE>;
-    const HAS_STATIC_QUERY_ID: bool = true;
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl<const CALL: bool, const DECIDE: bool> RunQueryDsl<PgConnection>
@@ -422,14 +426,20 @@ impl<const CALL: bool, const DECIDE: bool> QueryFragment<Pg> for Statement<'_, C
 
         out.push_sql(SQL_EVENTS);
         self.events.walk(&mut out)?;
-        out.push_sql(", ");
-        self.jobs.walk(&mut out)?;
-
-        // No job to finish: `jobs.id = NULL` matches none.
-        out.push_sql(SQL_FINISH);
-        out.push_bind_param::<Nullable<Timestamp>, _>(&self.finish_at)?;
-        out.push_sql(SQL_FINISH_WHERE);
-        out.push_bind_param::<Nullable<Text>, _>(&self.finish_id)?;
+        // A part with nothing to write is left out: PostgreSQL opens the
+        // table and every index a part writes, with its locks, even for no
+        // rows.
+        if !self.jobs.is_empty() {
+            out.push_sql(", ");
+            self.jobs.walk(&mut out)?;
+        }
+        if let (Some(id), Some(at)) = (&self.finish_id, &self.finish_at) {
+            out.push_sql(SQL_FINISH);
+            out.push_bind_param::<Timestamp, _>(at)?;
+            out.push_sql(SQL_FINISH_WHERE);
+            out.push_bind_param::<Text, _>(*id)?;
+            out.push_sql(")");
+        }
         if let (true, Some(call)) = (CALL, &self.w.call) {
             out.push_sql(SQL_CALL);
             out.push_bind_param::<Text, _>(call.status.as_str())?;
@@ -444,10 +454,9 @@ impl<const CALL: bool, const DECIDE: bool> QueryFragment<Pg> for Statement<'_, C
             out.push_sql(SQL_CALL_WHERE);
             out.push_bind_param::<Text, _>(call.target)?;
             out.push_sql(SQL_CALL_END);
+            out.push_sql(")");
         }
         if let Some(d) = decision {
-            // `finished` is still open.
-            out.push_sql(")");
             out.push_sql(SQL_USED);
             out.push_bind_param::<Timestamp, _>(&a.updated_at)?;
             out.push_sql(SQL_USED_WHERE);
@@ -474,6 +483,7 @@ impl<const CALL: bool, const DECIDE: bool> QueryFragment<Pg> for Statement<'_, C
             out.push_sql(", ");
             out.push_bind_param::<Timestamp, _>(&a.updated_at)?;
             out.push_sql(SQL_FAN_OUT_END);
+            out.push_sql(")");
         }
         out.push_sql(SQL_END);
         Ok(())

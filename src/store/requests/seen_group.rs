@@ -16,8 +16,12 @@
 //! links for one request in one statement would both stay live.
 //!
 //! One statement is atomic, so there is no transaction around it, and the
-//! group commits once. Its text never changes (every column is an array), so
-//! diesel prepares it once per connection.
+//! group commits once. Every column is an array, so its text depends only on
+//! which kinds of write the group holds: a part the group has nothing for
+//! (new jobs, job ends, call answers, links; the request rows when it holds
+//! only links) is left out, since PostgreSQL opens every table and index a
+//! part writes, with its locks, even for no rows. Diesel prepares each of
+//! the few texts once per connection.
 
 use std::collections::HashSet;
 
@@ -72,7 +76,7 @@ AND target_calls.request_id = ANY(";
 const SQL_CALLS_ANY: &str = "))";
 /// The new links' requests' live links voided, as `approvals::insert` does
 /// (the inserted rows are not in the statement's snapshot, so they stay).
-const SQL_VOID: &str = ", voided AS (UPDATE approval_links SET voided_at = v.at FROM unnest(";
+const SQL_VOID: &str = "voided AS (UPDATE approval_links SET voided_at = v.at FROM unnest(";
 const SQL_VOID_END: &str = ") AS v(request_id, at) WHERE approval_links.request_id = v.request_id \
 AND approval_links.used_at IS NULL AND approval_links.voided_at IS NULL \
 AND approval_links.request_id = ANY(";
@@ -80,6 +84,9 @@ const SQL_LINKS: &str = ")), linked AS (INSERT INTO approval_links (id, tenant_i
 request_id, created_at, expires_at) SELECT * FROM unnest(";
 const SQL_LINKS_END: &str = "))";
 const SQL_END: &str = " SELECT id FROM req";
+/// A group of links alone: every part is run to its end, read or not.
+const SQL_LINKS_ONLY: &str = "WITH ";
+const SQL_LINKS_ONLY_END: &str = " SELECT NULL::text WHERE FALSE";
 
 /// Write `group` and store `links` (each for one request) as one statement:
 /// which of `group` it wrote, in order. No two may be on the same request.
@@ -199,15 +206,47 @@ impl Query for WriteGroup<'_> {
     type SqlType = Text;
 }
 
+/// No id of its type: its text varies with the group's kinds, so diesel
+/// keys its prepared statements by the text.
 impl QueryId for WriteGroup<'_> {
-    type QueryId = WriteGroup<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl RunQueryDsl<PgConnection> for WriteGroup<'_> {}
 
 impl QueryFragment<Pg> for WriteGroup<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if self.id.is_empty() {
+            out.push_sql(SQL_LINKS_ONLY);
+            self.walk_links(&mut out)?;
+            out.push_sql(SQL_LINKS_ONLY_END);
+            return Ok(());
+        }
+        self.walk_requests(&mut out)?;
+        self.events.walk(&mut out)?;
+        if !self.jobs.is_empty() {
+            out.push_sql(", ");
+            self.jobs.walk(&mut out)?;
+        }
+        if !self.finish_id.is_empty() {
+            self.walk_finish(&mut out)?;
+        }
+        if !self.call_request.is_empty() {
+            self.walk_calls(&mut out)?;
+        }
+        if !self.link_id.is_empty() {
+            out.push_sql(", ");
+            self.walk_links(&mut out)?;
+        }
+        out.push_sql(SQL_END);
+        Ok(())
+    }
+}
+
+impl<'a> WriteGroup<'a> {
+    /// `WITH r AS (...), req AS (UPDATE erasure_requests ...),`
+    fn walk_requests<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(SQL_ROWS);
         out.push_bind_param::<Array<Text>, _>(&self.id)?;
         out.push_sql(", ");
@@ -241,9 +280,11 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(SQL_REQUEST);
         out.push_bind_param::<Array<Text>, _>(&self.id)?;
         out.push_sql(SQL_REQUEST_END);
-        self.events.walk(&mut out)?;
-        out.push_sql(", ");
-        self.jobs.walk(&mut out)?;
+        Ok(())
+    }
+
+    /// `, finished AS (UPDATE jobs ...)`
+    fn walk_finish<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(SQL_FINISH);
         out.push_bind_param::<Array<Text>, _>(&self.finish_id)?;
         out.push_sql(", ");
@@ -253,6 +294,11 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(SQL_FINISH_END);
         out.push_bind_param::<Array<Text>, _>(&self.finish_id)?;
         out.push_sql(SQL_FINISH_ANY);
+        Ok(())
+    }
+
+    /// `, called AS (UPDATE target_calls ...)`
+    fn walk_calls<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(SQL_CALLS);
         out.push_bind_param::<Array<Text>, _>(&self.call_request)?;
         out.push_sql(", ");
@@ -270,6 +316,11 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(SQL_CALLS_END);
         out.push_bind_param::<Array<Text>, _>(&self.call_request)?;
         out.push_sql(SQL_CALLS_ANY);
+        Ok(())
+    }
+
+    /// `voided AS (UPDATE approval_links ...), linked AS (INSERT ...)`
+    fn walk_links<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(SQL_VOID);
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.link_request)?;
         out.push_sql(", ");
@@ -289,7 +340,6 @@ impl QueryFragment<Pg> for WriteGroup<'_> {
         out.push_sql(", ");
         out.push_bind_param::<Array<Timestamp>, _>(&self.link_expires_at)?;
         out.push_sql(SQL_LINKS_END);
-        out.push_sql(SQL_END);
         Ok(())
     }
 }

@@ -126,6 +126,11 @@ impl<'a> JobColumns<'a> {
         }
     }
 
+    /// No jobs at all.
+    pub(super) fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
     /// `queued AS (INSERT ... FROM unnest(...) JOIN req ...)`.
     pub(super) fn walk<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(JOBS);
