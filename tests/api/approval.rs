@@ -741,3 +741,112 @@ pub async fn the_scrub_waits_for_the_subjects_email(db: Db) {
     assert_eq!(mail.wait_for("jane@example.org", 2).await.len(), 2);
     assert_eq!(app.count(&scrubbed).await, 1);
 }
+
+/// Many privacy contacts deciding at once (on PostgreSQL the decisions are
+/// written in groups): each link takes effect once, on its own request, and
+/// each approval makes one call row and one call job per target.
+pub async fn decisions_at_once_each_take_effect_once(db: Db) {
+    let (app, mail) = app_with_mail(db).await;
+    let t = app.create_eu_tenant("en", false).await;
+    for name in ["crm", "billing"] {
+        let r = app
+            .admin_post(
+                &format!("/v1/tenants/{}/targets", t.id),
+                &json!({ "name": name, "url": "http://127.0.0.1:9/erase", "timeout_ms": 1000 }),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(submit(&app, &t, &format!("crowd-{i}")).await);
+    }
+    app.run_jobs().await;
+    let mails = mail.wait_for(CONTACT, 8).await;
+    let paths: Vec<String> = mails.iter().map(approval_path).collect();
+    assert_eq!(paths.len(), 8);
+    // Every link posted three times at once: approvals for six, rejections
+    // (with a reason, from the page's form) for two.
+    let mut forms = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let form: Vec<(String, String)> = if i < 6 {
+            vec![("action".into(), "approve_all".into())]
+        } else {
+            let page = app.client.get(app.url(path)).send().await.unwrap();
+            let html = page.text().await.unwrap();
+            let at = html.find("name=\"decision_").expect("the page's form") + 15;
+            let id = &html[at..at + html[at..].find('"').unwrap()];
+            vec![
+                ("action".into(), "decide".into()),
+                (format!("decision_{id}"), "reject".into()),
+                (format!("reason_code_{id}"), "art17_3_e".into()),
+                (format!("explanation_{id}"), "Kept for a court case.".into()),
+            ]
+        };
+        forms.push((path.clone(), form));
+    }
+    let posts = forms
+        .iter()
+        .flat_map(|(path, form)| (0..3).map(move |_| (path.clone(), form.clone())));
+    let sent = futures::future::join_all(
+        posts
+            .map(|(path, form)| {
+                let app = &app;
+                async move {
+                    let form: Vec<(&str, &str)> =
+                        form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    post_form(app, &path, &form).await.status().as_u16()
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let mut codes = sent.clone();
+    codes.sort();
+    let mut want = vec![200; 8];
+    want.extend([410; 16]);
+    assert_eq!(codes, want, "one decision per link: {sent:?}");
+
+    let mut states: Vec<String> = Vec::new();
+    for id in &ids {
+        states.push(state_of(&app, &t, id).await);
+    }
+    states.sort();
+    assert_eq!(
+        states,
+        [vec!["erasing"; 6], vec!["rejected"; 2]].concat(),
+        "each link decided its own request"
+    );
+    for id in &ids {
+        let rid: lethe::domain::RequestId = id.parse().unwrap();
+        let tid: lethe::domain::TenantId = t.id.parse().unwrap();
+        let events = app
+            .store
+            .read(move |conn| lethe::store::audit::for_request(conn, tid, rid))
+            .await
+            .unwrap();
+        let decided = events
+            .iter()
+            .filter(|e| e.event == "approve" || e.event == "reject")
+            .count();
+        assert_eq!(decided, 1, "one transition for {id}");
+        let approved = events.iter().any(|e| e.event == "approve");
+        let calls = app
+            .count(&format!("target_calls WHERE request_id = '{id}'"))
+            .await;
+        let call_jobs = app
+            .count(&format!(
+                "jobs WHERE request_id = '{id}' AND kind = 'call_target'"
+            ))
+            .await;
+        let want = if approved { 2 } else { 0 };
+        assert_eq!((calls, call_jobs), (want, want), "calls of {id}");
+    }
+    assert_eq!(app.count("approval_links WHERE used_at IS NULL").await, 0);
+    let out = app.lethe_bin(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

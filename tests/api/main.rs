@@ -95,6 +95,7 @@ on_both_backends_with_peers!(
     reminders_renew_the_link_and_deadlines_escalate,
     an_undeliverable_reminder_does_not_stop_the_escalation,
     racing_approvals_make_one_transition,
+    decisions_at_once_each_take_effect_once,
 );
 
 macro_rules! erasure_on_both_backends {
