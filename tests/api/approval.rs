@@ -47,6 +47,20 @@ async fn state_of(app: &TestApp, t: &crate::helpers::Tenant, id: &str) -> String
         .to_owned()
 }
 
+/// The request's audit trail, oldest first.
+async fn events_of(
+    app: &TestApp,
+    t: &crate::helpers::Tenant,
+    id: &str,
+) -> Vec<lethe::store::audit::AuditRow> {
+    let rid: lethe::domain::RequestId = id.parse().unwrap();
+    let tid: lethe::domain::TenantId = t.id.parse().unwrap();
+    app.store
+        .read(move |conn| lethe::store::audit::for_request(conn, tid, rid))
+        .await
+        .unwrap()
+}
+
 async fn submit(app: &TestApp, t: &crate::helpers::Tenant, subject: &str) -> String {
     let r = app
         .submit(
@@ -169,17 +183,11 @@ pub async fn approval_mail_and_browser_click_start_the_erasure(db: Db) {
     assert!(done_text.contains("Erasure approved"), "{done_text}");
     assert_eq!(state_of(&app, &t, &id).await, "erasing");
     // The audit trail names the role, not the person.
-    let rows: Vec<(String, String)> = {
-        let rid: lethe::domain::RequestId = id.parse().unwrap();
-        let tid: lethe::domain::TenantId = t.id.parse().unwrap();
-        app.store
-            .read(move |conn| lethe::store::audit::for_request(conn, tid, rid))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.event, e.actor_kind))
-            .collect()
-    };
+    let rows: Vec<(String, String)> = events_of(&app, &t, &id)
+        .await
+        .into_iter()
+        .map(|e| (e.event, e.actor_kind))
+        .collect();
     assert!(
         rows.contains(&("approve".into(), "privacy_contact".into())),
         "{rows:?}"
@@ -682,12 +690,7 @@ pub async fn racing_approvals_make_one_transition(db: Db) {
         .await
         .unwrap();
     assert!(jobs.iter().all(|j| j.kind != "start_erasure"));
-    let tid: lethe::domain::TenantId = t.id.parse().unwrap();
-    let events = app
-        .store
-        .read(move |conn| lethe::store::audit::for_request(conn, tid, rid))
-        .await
-        .unwrap();
+    let events = events_of(&app, &t, &id).await;
     assert_eq!(
         events.iter().filter(|e| e.event == "approve").count(),
         1,
@@ -818,13 +821,7 @@ pub async fn decisions_at_once_each_take_effect_once(db: Db) {
         "each link decided its own request"
     );
     for id in &ids {
-        let rid: lethe::domain::RequestId = id.parse().unwrap();
-        let tid: lethe::domain::TenantId = t.id.parse().unwrap();
-        let events = app
-            .store
-            .read(move |conn| lethe::store::audit::for_request(conn, tid, rid))
-            .await
-            .unwrap();
+        let events = events_of(&app, &t, id).await;
         let decided = events
             .iter()
             .filter(|e| e.event == "approve" || e.event == "reject")
