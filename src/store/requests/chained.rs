@@ -311,8 +311,6 @@ const SQL_CALL_END: &str = " AND target_calls.status <> 'confirmed'";
 /// ([`LinkDecision`]).
 struct Statement<'a, const CALL: bool, const DECIDE: bool> {
     w: &'a ChainedWrite<'a>,
-    finish_id: Option<&'a str>,
-    finish_at: Option<NaiveDateTime>,
     /// When the write scrubs: now.
     scrubbed_at: Option<NaiveDateTime>,
     events: EventColumns<'a>,
@@ -336,8 +334,6 @@ impl<'a, const CALL: bool, const DECIDE: bool> Statement<'a, CALL, DECIDE> {
                 .map(|c| c.at.naive_utc()),
             call_at: call.map(|c| c.at.naive_utc()),
             w,
-            finish_id: w.finish.map(|(id, _)| id),
-            finish_at: w.finish.map(|(_, at)| at),
             scrubbed_at: w.after.scrubbed_at.filter(|_| w.scrub),
             events: EventColumns::new(w.events.iter()),
             jobs: JobColumns::new(w.jobs),
@@ -433,7 +429,7 @@ impl<const CALL: bool, const DECIDE: bool> QueryFragment<Pg> for Statement<'_, C
             out.push_sql(", ");
             self.jobs.walk(&mut out)?;
         }
-        if let (Some(id), Some(at)) = (&self.finish_id, &self.finish_at) {
+        if let Some((id, at)) = &self.w.finish {
             out.push_sql(SQL_FINISH);
             out.push_bind_param::<Timestamp, _>(at)?;
             out.push_sql(SQL_FINISH_WHERE);
