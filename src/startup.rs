@@ -42,6 +42,7 @@ impl Application {
             &settings.outbox_dir,
             settings.mail_from.clone(),
             settings.smtp_timeout,
+            settings.smtp_connections,
         )
         .map_err(|e| anyhow::anyhow!(e))?;
         if let Some(digest) = &settings.support.digest {

@@ -8,11 +8,14 @@ pub mod texts;
 pub mod views;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::{Error as SmtpError, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use tokio::sync::Semaphore;
 
 use crate::domain::values::EmailAddress;
 
@@ -46,6 +49,14 @@ enum Transport {
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
+    /// One permit per pooled SMTP connection. lettre's pool opens a new
+    /// connection whenever all of its are busy and closes it again after
+    /// the email when the pool is full: with many jobs mailing at once,
+    /// most emails paid a connection, greeting, EHLO and QUIT of their own
+    /// (bench/pipeline, N = 10,000: 23,000 emails over 12,855 connections).
+    /// Holding a permit while sending keeps the sends to the pooled
+    /// connections (the same run since: 65 connections, with 64 permits).
+    sending: Arc<Semaphore>,
 }
 
 impl Mailer {
@@ -56,12 +67,15 @@ impl Mailer {
         outbox_dir: &Path,
         from: Mailbox,
         timeout: Duration,
+        connections: u32,
     ) -> Result<Self, String> {
+        let connections = connections.max(1);
         let transport = match smtp_url {
             Some(url) => {
                 let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
                     .map_err(|e| format!("LETHE_SMTP_URL: {e}"))?
                     .timeout(Some(timeout))
+                    .pool_config(PoolConfig::new().max_size(connections))
                     .build();
                 Transport::Smtp(t)
             }
@@ -70,7 +84,12 @@ impl Mailer {
                 outbox_dir.to_path_buf(),
             ),
         };
-        Ok(Self { transport, from })
+        let permits = usize::try_from(connections).unwrap_or(1);
+        Ok(Self {
+            transport,
+            from,
+            sending: Arc::new(Semaphore::new(permits)),
+        })
     }
 
     pub fn describe(&self) -> &'static str {
@@ -105,7 +124,15 @@ impl Mailer {
             ))
             .map_err(|e| SendError::Permanent(format!("the message could not be built: {e}")))?;
         match &self.transport {
-            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(classify),
+            Transport::Smtp(t) => {
+                // The semaphore is never closed: the error arm cannot happen.
+                let _connection = self
+                    .sending
+                    .acquire()
+                    .await
+                    .map_err(|_| SendError::Temporary("the mailer is shutting down".into()))?;
+                t.send(message).await.map(|_| ()).map_err(classify)
+            }
             Transport::Folder(t, dir) => {
                 tokio::fs::create_dir_all(dir).await.map_err(|e| {
                     SendError::Temporary(format!("cannot create the outbox folder: {e}"))

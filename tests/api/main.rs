@@ -7,6 +7,7 @@ mod helpers;
 mod interop;
 mod isolation;
 mod mail;
+mod mailer;
 mod manual;
 mod openapi;
 mod scenarios;
