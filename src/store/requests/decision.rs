@@ -26,8 +26,8 @@ use crate::with_conn;
 /// the tenant in the join, a planner working from stale statistics (a fresh
 /// database, `autovacuum` off) may walk one of the `(tenant_id, ...)` indexes
 /// through all of the tenant's requests instead of taking the primary key
-/// (seen on PostgreSQL: 160 µs a lookup at 10,000 requests, growing with the
-/// tenant; 60-75 µs by the key).
+/// (seen on PostgreSQL in bench/pipeline: 140-260 µs a lookup at 5,000-10,000
+/// requests, growing with the tenant; about 80 µs by the key).
 pub fn find_link_to_decide(
     conn: &mut Conn<'_>,
     digest: &SecretDigest,
