@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The whole-pipeline benchmark's parts (bench/pipeline runs them): an SMTP
-sink that catches lethe's mail and hands the approval links on, erasure
-targets that check lethe's signature and confirm, the driver that submits,
-approves through the approval page's POST and waits for `erased`, the
-approval-decision pass, and the report. Standard library only.
+"""The whole-pipeline benchmark's parts (bench/pipeline runs them): the driver
+that submits, approves through the approval page's POST and waits for
+`erased`, the approval-decision pass, and the report; and smtp-rate, which
+measures how many messages an SMTP server takes. The SMTP sink and the
+erasure targets are bench/peers. Standard library only.
 
 Everything listens on and connects to 127.0.0.1 only; every loop is bounded in
 count and in time.
@@ -11,14 +11,8 @@ count and in time.
 
 import argparse
 import asyncio
-import email
-import email.policy
-import hashlib
-import hmac
 import json
 import os
-import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -36,8 +30,6 @@ from helper import (  # noqa: E402  (bench/run's helpers: /proc readers, percent
 )
 
 LOOPBACK = "127.0.0.1"
-APPROVAL_LINK = re.compile(rb"/approvals/(ap_[A-Za-z0-9_-]{20,})")
-QP_SOFT_BREAK = re.compile(rb"=\r?\n")
 
 
 def self_cpu():
@@ -52,98 +44,7 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
-def stop_on_signals(loop, stop):
-    for s in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(s, stop.set)
-
-
-# ---------------------------------------------------------------- SMTP sink
-
-
-def approval_links(raw):
-    """The approval links in one message (raw RFC 5322 bytes). Fast path: the
-    raw text with quoted-printable soft line breaks undone; else the decoded
-    parts (base64 bodies)."""
-    found = APPROVAL_LINK.findall(QP_SOFT_BREAK.sub(b"", raw))
-    if found or b"/approvals/" in raw:
-        return sorted(set(found))
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    if b"base64" not in raw or b"certificate of erasure" in head:
-        return []
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    links = set()
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            links.update(APPROVAL_LINK.findall(part.get_content().encode()))
-    return sorted(links)
-
-
-async def serve_until_stopped(server, stop, args, stats):
-    """Serve until a signal or args.max_seconds, writing stats (and own CPU) every second."""
-    stop_on_signals(asyncio.get_running_loop(), stop)
-    deadline = time.monotonic() + args.max_seconds
-    while not stop.is_set() and time.monotonic() < deadline:
-        write_json(args.stats, dict(stats, cpu_s=self_cpu()))
-        try:
-            await asyncio.wait_for(stop.wait(), 1)
-        except asyncio.TimeoutError:
-            pass
-    server.close()
-    write_json(args.stats, dict(stats, cpu_s=self_cpu()))
-
-
-async def smtp_sink(args):
-    """A real SMTP server (RFC 5321: EHLO/HELO, MAIL, RCPT, DATA with dot
-    transparency, RSET, NOOP, QUIT) that keeps nothing but counts: every
-    approval link found goes to --links, one path a line, at once."""
-    links_out = open(args.links, "ab", buffering=0)
-    stats = {"connections": 0, "messages": 0, "approval_links": 0, "bytes": 0, "other": 0}
-    stop = asyncio.Event()
-
-    async def session(reader, writer):
-        stats["connections"] += 1
-        w = writer.write
-        w(b"220 127.0.0.1 ESMTP bench sink\r\n")
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    w(b"250-127.0.0.1\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760\r\n")
-                elif verb == b"HELO":
-                    w(b"250 127.0.0.1\r\n")
-                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
-                    w(b"250 OK\r\n")
-                elif verb == b"DATA":
-                    w(b"354 go ahead\r\n")
-                    await writer.drain()
-                    data = await reader.readuntil(b"\r\n.\r\n")
-                    raw = data[:-3].replace(b"\r\n..", b"\r\n.")
-                    stats["messages"] += 1
-                    stats["bytes"] += len(raw)
-                    links = approval_links(raw)
-                    if links:
-                        stats["approval_links"] += len(links)
-                        links_out.write(b"".join(b"/approvals/" + t + b"\n" for t in links))
-                    else:
-                        stats["other"] += 1
-                    w(b"250 OK queued\r\n")
-                elif verb == b"QUIT":
-                    w(b"221 bye\r\n")
-                    await writer.drain()
-                    break
-                else:
-                    w(b"502 not implemented\r\n")
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(session, LOOPBACK, args.port, limit=16 * 1024 * 1024)
-    await serve_until_stopped(server, stop, args, stats)
+# ---------------------------------------------------------------- SMTP rate
 
 
 def smtp_rate(args):
@@ -186,82 +87,6 @@ def smtp_rate(args):
         t.join()
     secs = time.perf_counter() - t0
     print(json.dumps({"messages": sent[0], "bytes": len(raw), "secs": secs, "rate": sent[0] / secs}))
-
-
-# ---------------------------------------------------------------- erasure target
-
-
-async def read_http_request(reader):
-    """(method, path, headers, body) of one HTTP/1.1 request, or None at EOF."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-    n = int(headers.get("content-length", "0"))
-    body = await reader.readexactly(n) if n else b""
-    return method, path, headers, body
-
-
-async def target(args):
-    """An erasure target as lethe's protocol expects one: it checks the
-    `Lethe-Signature` (HMAC-SHA256 of "t.body" with the target's secret,
-    timestamp within 300 s) and the `Idempotency-Key`, erases (here: notes
-    the request id) and answers 200; a bad signature gets 401."""
-    secret = args.secret.encode()
-    stats = {"calls": 0, "confirmed": 0, "bad_signature": 0, "distinct_requests": 0, "repeats": 0}
-    seen = set()
-    stop = asyncio.Event()
-
-    def verify(headers, body):
-        sig = headers.get("lethe-signature", "")
-        parts = dict(p.strip().split("=", 1) for p in sig.split(",") if "=" in p)
-        try:
-            t = int(parts.get("t", ""))
-        except ValueError:
-            return False
-        if abs(time.time() - t) > 300:
-            return False
-        want = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(want, parts.get("v1", ""))
-
-    async def session(reader, writer):
-        try:
-            while True:
-                try:
-                    req = await read_http_request(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    break
-                _, _, headers, body = req
-                stats["calls"] += 1
-                key = headers.get("idempotency-key", "")
-                if verify(headers, body) and key:
-                    rid = json.loads(body)["request_id"]
-                    if rid in seen:
-                        stats["repeats"] += 1
-                    else:
-                        seen.add(rid)
-                        stats["distinct_requests"] += 1
-                    stats["confirmed"] += 1
-                    status, out = b"200 OK", b'{"erased":true}'
-                else:
-                    stats["bad_signature"] += 1
-                    status, out = b"401 Unauthorized", b'{"error":"bad signature"}'
-                writer.write(
-                    b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: " + str(len(out)).encode() + b"\r\n\r\n" + out
-                )
-                await writer.drain()
-                if headers.get("connection", "").lower() == "close":
-                    break
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(session, LOOPBACK, args.port)
-    await serve_until_stopped(server, stop, args, stats)
 
 
 # ---------------------------------------------------------------- HTTP client
@@ -873,9 +698,10 @@ def report(args):
     w("")
     w("Pipeline: the driver submits N requests over HTTP (16 keep-alive connections, a unique subject "
       "each) to a `privacy_contact` tenant with two webhook targets; lethe's workers mail each approval "
-      "link over SMTP to a sink on loopback, which hands it to the driver; the driver POSTs the "
-      "approval form (16 connections) as each link arrives; lethe's workers call both targets (Python "
-      "servers on loopback that check the HMAC signature and answer 200); the run ends when every "
+      "link over SMTP to a sink on loopback (bench/peers, one thread), which hands it to the driver; "
+      "the driver POSTs the approval form (16 connections) as each link arrives; lethe's workers call "
+      "both targets (HTTP servers on loopback, bench/peers, one thread each, that check the HMAC "
+      "signature and answer 200); the run ends when every "
       "request is `erased`. Rates and latencies are from the database's `received_at`, "
       "`approved_at` and `erased_at`. The approval pass: a second tenant without targets (so no "
       "erasure work runs behind it), N requests submitted and their links caught first, then a "
@@ -894,26 +720,12 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd_name", required=True)
 
-    p = sub.add_parser("smtp-sink")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--links", required=True)
-    p.add_argument("--stats", required=True)
-    p.add_argument("--max-seconds", type=float, default=7200)
-    p.set_defaults(fn=lambda a: asyncio.run(smtp_sink(a)))
-
     p = sub.add_parser("smtp-rate")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--connections", type=int, default=4)
     p.add_argument("--seconds", type=float, default=60)
     p.set_defaults(fn=smtp_rate)
-
-    p = sub.add_parser("target")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--secret", required=True)
-    p.add_argument("--stats", required=True)
-    p.add_argument("--max-seconds", type=float, default=7200)
-    p.set_defaults(fn=lambda a: asyncio.run(target(a)))
 
     p = sub.add_parser("drive")
     p.add_argument("--port", type=int, required=True)
