@@ -7,7 +7,31 @@ use clap::Parser;
 /// idle one kept costs memory.
 const MAIN_BLOCKING_THREADS: usize = 32;
 
+/// At most four glibc malloc arenas for the whole process, unless
+/// `MALLOC_ARENA_MAX` says otherwise. By default glibc gives threads that
+/// allocate at the same moment arenas of their own, up to eight per core,
+/// and each arena keeps the memory it once held: at 64 clients that was
+/// about 2 MiB of a peak near the 40 MiB the service is held to. With four
+/// the submission rates stayed within the benchmark's noise; with two,
+/// SQLite's fell by about a tenth (its HTTP workers and its one writer
+/// thread then wait for each other's arena). See docs/BENCHMARKS.md, round 14.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    const MALLOC_ARENAS: libc::c_int = 4;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets one of malloc's tunables, and this runs
+        // first in main, before the process has any other thread.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = lethe::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
