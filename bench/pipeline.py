@@ -33,8 +33,10 @@ LOOPBACK = "127.0.0.1"
 
 
 def self_cpu():
+    """This process's CPU and that of its children it has waited for (the
+    pipeline's driver, the psql sessions it asks through)."""
     t = os.times()
-    return t.user + t.system
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def write_json(path, obj):
@@ -296,71 +298,24 @@ class Cpu:
 
 
 async def drive(args):
-    """Submit N requests, approve each through the approval page's POST as
-    its link arrives at the SMTP sink, and wait until all are `erased`."""
+    """Have the driver (bench-peers drive) submit N requests and approve each
+    through the approval page's POST as its link arrives at the SMTP sink,
+    and wait until all are `erased`. The driver is a child of this process:
+    its CPU, and this process's, count as the driver's."""
     n = args.n
-    run = args.run
     deadline = time.monotonic() + args.timeout
     pids = json.loads(args.pids)
     cpu = Cpu(args.lethe_pid, args.pgdb, pids)
-    statuses = {"submit": {}, "approve": {}}
-    approve_lat = []
-    submitted = [0]
-    links_q = asyncio.Queue()
     done = asyncio.Event()
     progress = []
+    driver_stats = args.out + ".driver.json"
 
-    def count(kind, status):
-        statuses[kind][status] = statuses[kind].get(status, 0) + 1
-
-    async def submitter(worker, next_i):
-        conn = Conn(args.port)
-        hdr = {"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"}
-        while time.monotonic() < deadline:
-            i = next_i[0]
-            if i >= n:
-                break
-            next_i[0] += 1
-            body = json.dumps({"subject_id": f"pipe-{run}-{i}", "initiator": "subject",
-                               "reason": "benchmark"}).encode()
-            status, _ = await conn.request("POST", "/v1/erasure-requests",
-                                           dict(hdr, **{"Idempotency-Key": f"pipe-{run}-{i}"}), body)
-            count("submit", status)
-            submitted[0] += 1
-        conn.close()
-
-    async def tail_links():
-        """Hand every link the sink writes to the approvers, as it arrives."""
-        seen = 0
-        with open(args.links, "rb") as f:
-            f.seek(args.links_offset)
-            buf = b""
-            while not done.is_set() and time.monotonic() < deadline and seen < n:
-                chunk = f.read()
-                if not chunk:
-                    await asyncio.sleep(0.01)
-                    continue
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    if line:
-                        seen += 1
-                        links_q.put_nowait(line.decode())
-        for _ in range(args.approve_concurrency):
-            links_q.put_nowait(None)
-
-    async def approver():
-        conn = Conn(args.port)
-        hdr = {"Content-Type": "application/x-www-form-urlencoded"}
-        while True:
-            path = await links_q.get()
-            if path is None:
-                break
-            t0 = time.perf_counter()
-            status, _ = await conn.request("POST", path, hdr, b"action=approve_all")
-            approve_lat.append(time.perf_counter() - t0)
-            count("approve", status)
-        conn.close()
+    def driver_counts():
+        try:
+            with open(driver_stats) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
 
     q_erased = f"SELECT count(*) FROM erasure_requests WHERE tenant_id = '{args.tenant}' AND state = 'erased'"
 
@@ -388,11 +343,17 @@ async def drive(args):
 
     async def watcher():
         erased = 0
+        last = machine_cpu()
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             cpu.poll()
             erased = await asyncio.to_thread(counter.value)
-            progress.append((time.time(), submitted[0], erased))
+            now, dc = machine_cpu(), driver_counts()
+            busy = 100 * (now[0] - last[0]) / max(now[2] - last[2], 1)
+            last = now
+            # (seconds since the start, submitted, approved, erased, cores busy % in the last half second)
+            progress.append((round(time.time() - t_start, 2), dc.get("submitted", 0), dc.get("approved", 0),
+                             erased, round(busy)))
             if erased >= n:
                 break
         done.set()
@@ -402,20 +363,25 @@ async def drive(args):
     tables_before = pg_table_stats(args.db, args.pgdb)
     cpu.start()
     t_start = time.time()
-    next_i = [0]
-    tasks = [asyncio.create_task(submitter(w, next_i)) for w in range(args.submit_concurrency)]
-    tasks.append(asyncio.create_task(tail_links()))
-    tasks += [asyncio.create_task(approver()) for _ in range(args.approve_concurrency)]
-    tasks.append(asyncio.create_task(vacuumer()))
+    driver = subprocess.Popen([
+        args.peers, "drive", "--port", str(args.port), "--key", args.key, "--run", args.run,
+        "--n", str(n), "--submit-concurrency", str(args.submit_concurrency),
+        "--approve-concurrency", str(args.approve_concurrency), "--links", args.links,
+        "--links-offset", str(args.links_offset), "--stats", driver_stats,
+        "--max-seconds", str(args.timeout)])
+    vacuum_task = asyncio.create_task(vacuumer())
     try:
         erased = await watcher()
     finally:
         counter.close()
+        if driver.poll() is None:
+            driver.terminate()
+        driver.wait(timeout=30)
     t_end = time.time()
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    vacuum_task.cancel()
+    await asyncio.gather(vacuum_task, return_exceptions=True)
     usage = cpu.stop()
+    counts = driver_counts()
     await asyncio.sleep(1.5)  # PostgreSQL publishes backends' counters within a second
     pg_after = pg_stats(args.db, args.pgdb)
     tables = table_delta(tables_before, pg_table_stats(args.db, args.pgdb))
@@ -434,7 +400,6 @@ async def drive(args):
     to_approved = sorted(a - r for r, a in zip(rec, appr))
     approved_to_erased = sorted(e - a for a, e in zip(appr, era))
     states, jobs = states_and_jobs(args.db, args.tenant)
-    approve_lat.sort()
     span = (max(era) - min(rec)) if era else None
     result = {
         "n": n,
@@ -443,8 +408,9 @@ async def drive(args):
         "span_s": span,
         "rate": len(era) / span if span else 0.0,
         "first_submit_to_last_submit_s": None,
-        "submit_statuses": statuses["submit"],
-        "approve_statuses": statuses["approve"],
+        "submit_statuses": counts.get("submit_statuses", {}),
+        "approve_statuses": counts.get("approve_statuses", {}),
+        "driver_errors": counts.get("errors"),
         "to_erased_p50_s": percentile(to_erased, 50),
         "to_erased_p99_s": percentile(to_erased, 99),
         "to_erased_max_s": to_erased[-1] if to_erased else None,
@@ -452,8 +418,8 @@ async def drive(args):
         "to_approved_p99_s": percentile(to_approved, 99),
         "approved_to_erased_p50_s": percentile(approved_to_erased, 50),
         "approved_to_erased_p99_s": percentile(approved_to_erased, 99),
-        "approve_post_p50_ms": percentile(approve_lat, 50) * 1000,
-        "approve_post_p99_ms": percentile(approve_lat, 99) * 1000,
+        "approve_post_p50_ms": counts.get("approve_post_p50_ms", 0.0),
+        "approve_post_p99_ms": counts.get("approve_post_p99_ms", 0.0),
         "states": states,
         "jobs": jobs,
         "submit_span_s": None,
@@ -464,7 +430,7 @@ async def drive(args):
         "vacuums": len(vacuums),
         "vacuum_s": sum(vacuums),
         "cpu": usage,
-        "progress": progress[-1] if progress else None,
+        "progress": progress,
     }
     if rec:
         result["submit_span_s"] = max(rec) - min(rec)
@@ -586,6 +552,21 @@ async def approve_pass(args):
 # ---------------------------------------------------------------- the report
 
 
+def progress_windows(progress, width):
+    """The watcher's half-second samples (seconds, submitted, approved,
+    erased, busy %) in windows of `width` seconds: each window's last counts
+    and its mean busy share."""
+    out, window = [], []
+    for sample in progress:
+        window.append(sample)
+        if sample[0] >= (len(out) + 1) * width:
+            out.append((*sample[:4], sum(x[4] for x in window) / len(window)))
+            window = []
+    if window:
+        out.append((*window[-1][:4], sum(x[4] for x in window) / len(window)))
+    return out
+
+
 def us_per(seconds, n):
     return fmt(seconds / n * 1e6) if seconds is not None and n else "–"
 
@@ -636,6 +617,16 @@ def report(args):
         w(f"| {b} | {us_per(c['lethe_s'], n)} | {us_per(db, n) if db is not None else '(inside lethe)'} "
           f"| {us_per(c.get('sink_s'), n)} | {us_per(tg, n)} | {us_per(c['driver_s'], n)} "
           f"| {us_per(total, n)} | {fmt(c['irq_pct'])} | {fmt(c['iowait_pct'])} |")
+    w("")
+    w("How the run went (every 2 s: requests submitted, approved and erased by then; the cores' busy "
+      "share in those 2 s): the start, with no approval before the first email, and the end, the "
+      "last requests' target calls and receipts, leave the cores part idle.")
+    w("")
+    w("| backend | s | submitted | approved | erased | cores busy % |")
+    w("|---|---:|---:|---:|---:|---:|")
+    for b in order:
+        for row in progress_windows(runs[b].get("progress") or [], 2.0):
+            w(f"| {b} | {row[0]:.0f} | {row[1]:,} | {row[2]:,} | {row[3]:,} | {row[4]:.0f} |")
     w("")
     for b in order:
         r = runs[b]
@@ -696,8 +687,8 @@ def report(args):
         for k, j in runs[b]["jobs"].items():
             w(f"| {b} | {k} | {j['rows']:,} | {j['done']:,} | {j['dead']:,} | {j['retried']:,} |")
     w("")
-    w("Pipeline: the driver submits N requests over HTTP (16 keep-alive connections, a unique subject "
-      "each) to a `privacy_contact` tenant with two webhook targets; lethe's workers mail each approval "
+    w("Pipeline: the driver (bench/peers, one thread) submits N requests over HTTP (16 keep-alive "
+      "connections, a unique subject each) to a `privacy_contact` tenant with two webhook targets; lethe's workers mail each approval "
       "link over SMTP to a sink on loopback (bench/peers, one thread), which hands it to the driver; "
       "the driver POSTs the approval form (16 connections) as each link arrives; lethe's workers call "
       "both targets (HTTP servers on loopback, bench/peers, one thread each, that check the HMAC "
@@ -742,6 +733,7 @@ def main():
     p.add_argument("--submit-concurrency", type=int, default=16)
     p.add_argument("--approve-concurrency", type=int, default=16)
     p.add_argument("--timeout", type=float, required=True)
+    p.add_argument("--peers", required=True, help="the bench-peers binary (its drive subcommand)")
     p.add_argument("--vacuum-every", type=float, default=10,
                    help="seconds between VACUUM (ANALYZE) runs when the server's autovacuum is off")
     p.add_argument("--out", required=True)

@@ -10,10 +10,13 @@
 //!
 //!   bench-peers smtp-sink --port P --links FILE --stats FILE [--max-seconds S]
 //!   bench-peers target --port P --secret S --stats FILE [--max-seconds S]
+//!   bench-peers drive --port P --key K --run R --n N --links FILE --stats FILE ...
 //!
-//! Both listen on 127.0.0.1 only, write their counters as JSON to --stats
-//! every second and on exit, and stop on SIGTERM, SIGINT or after
-//! --max-seconds.
+//! The sink and the target listen on 127.0.0.1 only; all three write their
+//! counters as JSON to --stats every second and on exit, and stop on
+//! SIGTERM, SIGINT or after --max-seconds (the driver also when its work is
+//! done). The driver (`drive.rs`) submits the requests and approves each as
+//! its link arrives.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
@@ -31,6 +34,8 @@ use sha2::Sha256;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
+
+mod drive;
 
 const LOOPBACK: &str = "127.0.0.1";
 /// The largest message the sink takes (the size its EHLO announces).
@@ -77,6 +82,12 @@ enum Peer {
         #[arg(long, default_value_t = 7200.0)]
         max_seconds: f64,
     },
+    /// The platform and the privacy contact: submit --n requests (subject
+    /// `pipe-RUN-i`, Idempotency-Key the same) on --submit-concurrency
+    /// keep-alive connections and POST the approval form (`approve_all`)
+    /// for each link the sink appends to --links after --links-offset, on
+    /// --approve-concurrency connections, until --n links were used.
+    Drive(drive::DriveArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -132,6 +143,7 @@ fn main() -> anyhow::Result<()> {
                 })
                 .await
             }
+            Peer::Drive(args) => drive::drive(args).await,
         }
     })
 }
