@@ -35,7 +35,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_MAIL_FROM", "lethe <lethe@localhost>", "From address of every email lethe sends."),
     ("LETHE_MAIL_SUBJECT_PREFIX", "[Erasure request]", "Start of the subject line of approval emails."),
     ("LETHE_SMTP_TIMEOUT_SECS", "15", "Timeout of one SMTP conversation."),
-    ("LETHE_SMTP_CONNECTIONS", "64", "SMTP connections kept open to the mail server, and the most emails sent at once; further emails wait for a free connection rather than open and close one of their own. The default matches LETHE_JOB_WORKERS, so no email waits; lower it to what the mail server allows one client (fewer than the jobs that mail at once slows them: bench/pipeline erased a quarter to a third fewer requests per second with 16 or 10)."),
+    ("LETHE_SMTP_CONNECTIONS", "64", "SMTP connections kept open to the mail server, and the most emails sent at once; further emails wait for a free connection rather than open and close one of their own. Lower it to what the mail server allows one client (far fewer than the jobs that mail at once slows them: bench/pipeline erased a quarter to a third fewer requests per second with 16 or 10 than with 64; 128 was no faster than 64)."),
     ("LETHE_APPROVAL_LINK_TTL_DAYS", "14", "Days an approval link stays valid."),
     ("LETHE_CALLBACKS_ALLOW_PRIVATE", "false", "Let callback_url and OpenDSR status_callback_urls reach private, loopback and link-local addresses (refused by default, also when a name resolves to one: they are supplied by API callers). Erasure targets, registered by the operator, may be anywhere."),
     ("LETHE_OWNER_REMINDER_DAYS", "3", "Days between reminders to the owner of a manual erasure target (a new link each time) until they confirm; 0: no reminders."),
@@ -44,7 +44,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("LETHE_RETENTION_ERASED_DAYS", "0", "Days an erased request keeps its personal fields (subject id, email, reason) before they are scrubbed; the keyed hash stays."),
     ("LETHE_RETENTION_REJECTED_DAYS", "30", "Days a rejected request keeps its personal fields."),
     ("LETHE_RETENTION_CANCELLED_DAYS", "30", "Days a cancelled request keeps its personal fields."),
-    ("LETHE_JOB_WORKERS", "64", "Background jobs (email, reminders, erasure calls) run at once per process, 0 to 1024; 0 runs none. One dispatcher claims due jobs for the free slots, up to 16 in one statement. Most of a job is waiting (for SMTP, a target, a commit), so more slots move more jobs on the same cores: bench/pipeline measured 2x the erasures per second on SQLite with 64 instead of 16 (PostgreSQL was CPU-bound at 32)."),
+    ("LETHE_JOB_WORKERS", "128", "Background jobs (email, reminders, erasure calls) run at once per process, 0 to 1024; 0 runs none. One dispatcher claims due jobs for the free slots, up to 16 in one statement. Most of a job is waiting (for SMTP, a target, its group's commit), so more slots keep the cores busier: on 2 cores bench/pipeline erased about 8 % more requests per second with 128 than with 64 on PostgreSQL (cores 90 % busy instead of 82 %) and 10-20 % more on SQLite."),
     ("LETHE_JOB_POLL_MS", "1000", "How often idle workers look for due jobs."),
     ("LETHE_JOB_LEASE_SECS", "300", "How long a claimed job is held; a replica that dies mid-job loses its claims after this. Keep it above the SMTP and target timeouts."),
     ("LETHE_DB_POOL_SIZE", "8", "PostgreSQL connections per process. More than the cores can keep busy only adds database backends competing for them: on 2 cores, bench/pipeline erased 285 requests/s with 8 against 261/s with 16, and the process kept 1.7 MiB less under load. Raise it with more cores."),
@@ -384,7 +384,7 @@ impl Settings {
                 number(v, 0, 3650).map(|n| n as u32)
             })?,
         };
-        let job_workers = src.parse("LETHE_JOB_WORKERS", 64, |v| {
+        let job_workers = src.parse("LETHE_JOB_WORKERS", 128, |v| {
             number(v, 0, 1024).map(|n| n as usize)
         })?;
         let job_poll = src.parse("LETHE_JOB_POLL_MS", Duration::from_millis(1000), |v| {

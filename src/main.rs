@@ -2,10 +2,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Most threads the main runtime runs database work on (the job dispatcher's
-/// jobs): more would only wait for one of the pool's connections, and each
-/// idle one kept costs memory.
-const MAIN_BLOCKING_THREADS: usize = 32;
+/// Most threads the main runtime runs blocking work on (the job dispatcher's
+/// reads and claims, the outbox folder's files): more would only wait for
+/// one of the pool's connections, and each costs memory while it lives.
+/// With 128 job slots, 32 of them took the all-in-one process's peak at 64
+/// clients on PostgreSQL from 34.7 to 37.4 MiB; 16 kept it at 35.6
+/// (docs/BENCHMARKS.md, round 15).
+const MAIN_BLOCKING_THREADS: usize = 16;
 
 /// At most four glibc malloc arenas for the whole process, unless
 /// `MALLOC_ARENA_MAX` says otherwise. By default glibc gives threads that

@@ -99,7 +99,9 @@ impl Mailer {
         }
     }
 
-    pub async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
+    /// Send `email`; it is moved into the message (not copied) and freed
+    /// once sent, so a job waiting on its write afterwards holds no email.
+    pub async fn send(&self, email: OutgoingEmail) -> Result<(), SendError> {
         let result = self.deliver(email).await;
         let outcome = match &result {
             Ok(()) => "sent",
@@ -110,18 +112,15 @@ impl Mailer {
         result
     }
 
-    async fn deliver(&self, email: &OutgoingEmail) -> Result<(), SendError> {
+    async fn deliver(&self, email: OutgoingEmail) -> Result<(), SendError> {
         let to: Mailbox = email.to.as_str().parse().map_err(|e| {
             SendError::Permanent(format!("the recipient address is not deliverable: {e}"))
         })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(email.subject.clone())
-            .multipart(MultiPart::alternative_plain_html(
-                email.text.clone(),
-                email.html.clone(),
-            ))
+            .subject(email.subject)
+            .multipart(MultiPart::alternative_plain_html(email.text, email.html))
             .map_err(|e| SendError::Permanent(format!("the message could not be built: {e}")))?;
         match &self.transport {
             Transport::Smtp(t) => {

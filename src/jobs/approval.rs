@@ -208,7 +208,7 @@ async fn mail_link(
         subject_prefix: &ctx.subject_prefix,
     })
     .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
-    ctx.mailer.send(&email).await.map_err(mail_error)?;
+    ctx.mailer.send(email).await.map_err(mail_error)?;
     let what = if reminder {
         "approval_reminder_sent"
     } else {

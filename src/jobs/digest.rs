@@ -24,7 +24,7 @@ pub(super) async fn send(ctx: &JobContext, now: DateTime<Utc>) -> Result<(), Job
         .await?;
     let email = crate::email::digest::digest(&policy.to, &data, &ctx.public_url, now)
         .map_err(|e| JobError::Permanent(format!("the digest could not be rendered: {e}")))?;
-    ctx.mailer.send(&email).await.map_err(|e| match e {
+    ctx.mailer.send(email).await.map_err(|e| match e {
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })

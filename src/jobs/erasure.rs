@@ -592,10 +592,16 @@ pub(super) async fn send_receipt(
     let (Some(body), Some(contact)) = (body, tenant.settings.contact.clone()) else {
         return Ok(Done::ToRecord); // no approval contact (policy none): nobody to send it to
     };
-    let receipt = ctx.signer.sign(body);
-    let email = views::receipt(&tenant, &contact.email, &receipt, &ctx.subject_prefix)
-        .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
-    ctx.mailer.send(&email).await.map_err(|e| match e {
+    // The signed receipt lives only as long as its rendering: a job that
+    // waits for its note's group afterwards holds neither.
+    let email = views::receipt(
+        &tenant,
+        &contact.email,
+        &ctx.signer.sign(body),
+        &ctx.subject_prefix,
+    )
+    .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
+    ctx.mailer.send(email).await.map_err(|e| match e {
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })?;

@@ -34,7 +34,7 @@ pub(super) async fn send(
     let email =
         views::notice_with_reason(&tenant, &to, &request, notice, extension_reason.as_deref())
             .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
-    ctx.mailer.send(&email).await.map_err(|e| match e {
+    ctx.mailer.send(email).await.map_err(|e| match e {
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })?;

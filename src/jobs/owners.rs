@@ -61,7 +61,7 @@ pub(super) async fn ask(
         subject_prefix: &ctx.subject_prefix,
     })
     .map_err(|e| JobError::Permanent(format!("the email could not be rendered: {e}")))?;
-    ctx.mailer.send(&email).await.map_err(|e| match e {
+    ctx.mailer.send(email).await.map_err(|e| match e {
         SendError::Permanent(m) => JobError::Permanent(m),
         SendError::Temporary(m) => JobError::Retry(m),
     })?;

@@ -56,7 +56,7 @@ async fn emails_sent_at_once_share_the_pooled_connections() {
                 text: format!("text {n}"),
                 html: format!("<p>html {n}</p>"),
             };
-            mailer.send(&email).await
+            mailer.send(email).await
         }
     });
     let results = futures::future::join_all(sends).await;

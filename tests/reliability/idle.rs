@@ -29,7 +29,7 @@ async fn idle_server_stays_idle(db: Db) {
     let env: Vec<(&str, String)> = vec![
         ("LETHE_DATABASE_URL", tdb.url.clone()),
         ("LETHE_SECRET_KEY", KEY.to_owned()),
-        ("LETHE_JOB_WORKERS", "64".to_owned()),
+        ("LETHE_JOB_WORKERS", "128".to_owned()),
         ("LETHE_LOG", "warn".to_owned()),
     ];
     cli(&env, &["migrate"]);
