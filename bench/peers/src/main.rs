@@ -1,9 +1,9 @@
 //! The whole-pipeline benchmark's peers, which `bench/pipeline` starts next
 //! to lethe: an SMTP sink that catches lethe's mail and hands every approval
-//! link on to the driver, and an erasure target that checks lethe's signature
-//! and confirms.
+//! link on to the driver, an erasure target that checks lethe's signature
+//! and confirms, and the driver that submits and approves.
 //!
-//! In a deployment both run on other machines; in the benchmark they share
+//! In a deployment they run on other machines; in the benchmark they share
 //! the two cores with lethe and the database, so they are written to cost as
 //! little as they can: one thread each, one task per connection. A crate of
 //! its own in lethe's workspace: `cargo build --release -p bench-peers`.
@@ -47,7 +47,7 @@ const MAX_BODY: usize = 1024 * 1024;
 const SIGNATURE_TOLERANCE_S: u64 = 300;
 
 #[derive(Parser)]
-#[command(about = "The whole-pipeline benchmark's SMTP sink and erasure target")]
+#[command(about = "The whole-pipeline benchmark's SMTP sink, erasure target and driver")]
 struct Cli {
     #[command(subcommand)]
     peer: Peer,
