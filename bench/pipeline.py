@@ -346,6 +346,10 @@ async def drive(args):
         last = machine_cpu()
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
+            rc = driver.poll()
+            if rc not in (None, 0):
+                # Fail now, not at the timeout: no request will move without it.
+                raise SystemExit(f"the driver (bench-peers drive) exited with status {rc}")
             cpu.poll()
             erased = await asyncio.to_thread(counter.value)
             now, dc = machine_cpu(), driver_counts()
@@ -437,7 +441,9 @@ async def drive(args):
     write_json(args.out, result)
     print(f"  {result['erased_rows']}/{n} erased in {span or 0:.1f} s: {result['rate']:.0f} erasures/s, "
           f"submission to erased p50 {result['to_erased_p50_s']:.2f} s p99 {result['to_erased_p99_s']:.2f} s; "
-          f"cores busy {usage['busy_pct']:.0f}% (others {usage['other_pct']:.0f}%)")
+          f"cores busy {usage['busy_pct']:.0f}% (others {usage['other_pct']:.0f}%)"
+          + (f"; the driver's requests that got no answer: {result['driver_errors']}"
+             if result["driver_errors"] else ""))
     if len(era) < n:
         raise SystemExit(f"only {len(era)} of {n} requests reached erased within {args.timeout} s; states: "
                          f"{result['states']}")
