@@ -10,6 +10,7 @@ pub mod erasure;
 mod notices;
 pub mod opendsr;
 mod owners;
+mod statistics;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -302,7 +303,8 @@ impl Runner {
     /// Run up to `n` jobs at once until `stop` turns true; then let the
     /// running ones finish and hand back leases. One dispatcher claims due
     /// jobs for the free slots (up to [`CLAIM_BATCH`] in one statement) and
-    /// runs each on a task of its own.
+    /// runs each on a task of its own. On PostgreSQL without autovacuum,
+    /// they also keep the busy tables' planner statistics (`statistics`).
     pub fn spawn(
         self,
         n: usize,
@@ -317,7 +319,11 @@ impl Runner {
             ctx: self.ctx.clone(),
             worker: format!("{}-d", self.worker),
         };
-        vec![tokio::spawn(runner.dispatch(n, poll, stop))]
+        let store = self.ctx.store.clone();
+        vec![
+            tokio::spawn(runner.dispatch(n, poll, stop.clone())),
+            tokio::spawn(statistics::keep(store, stop)),
+        ]
     }
 
     async fn dispatch(

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod key_cache;
 pub mod migrate;
 pub mod opendsr;
+pub mod planner_stats;
 pub mod receipts;
 pub mod requests;
 pub mod schema;

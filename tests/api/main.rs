@@ -164,6 +164,7 @@ interop_on_both_backends!(
 mod cli;
 mod logs;
 mod replicas;
+mod statistics;
 
 macro_rules! manual_on_both_backends {
     ($($name:ident),* $(,)?) => {
