@@ -501,9 +501,9 @@ def cpu_gauge(args):
     processes over a pipe (system calls, a wake-up and a switch each way,
     what the service's traffic between its threads, the database and the
     clients is made of). This machine's speed swings between hours, and not
-    both ways alike (round 16: the zlib figure moved by 6 % while lethe's CPU
-    per submission moved by 45 %), so reports carry both: two runs' rates
-    compare only when their gauges are close."""
+    both ways alike (round 16: the zlib figure moved by 4-10 % while lethe's
+    CPU per submission moved by two thirds), so reports carry both: two
+    runs' rates compare only when their gauges are close."""
     import zlib
     rnd = random.Random(1)
     data = " ".join(str(rnd.randrange(10**6)) for _ in range(1_200_000)).encode()[: 8 << 20]
