@@ -35,13 +35,7 @@ fn last_analyze(c: &mut PgConnection, table: &str) -> Option<chrono::DateTime<ch
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_workers_analyze_busy_tables_when_autovacuum_is_off() {
     let app = spawn_app_with(Db::Postgres, &[("LETHE_JOB_WORKERS", "4".into())]).await;
-    let url = app
-        .bin_env()
-        .into_iter()
-        .find(|(k, _)| *k == "LETHE_DATABASE_URL")
-        .expect("database url")
-        .1;
-    let mut c = PgConnection::establish(&url).expect("PostgreSQL");
+    let mut c = PgConnection::establish(&app.database_url).expect("PostgreSQL");
     let autovacuum = diesel::sql_query("SELECT current_setting('autovacuum') = 'on' AS yes")
         .get_result::<Flag>(&mut c)
         .expect("setting")
